@@ -1,0 +1,58 @@
+"""The one place where visibility is applied: reads, searches, includes and history.
+
+A resource outside the caller's reach is answered exactly as a missing one (404),
+and is silently absent from searches, includes, totals and history.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, Connection, false
+
+from service.access.caller import Caller
+from service.access.policy import PUBLIC_READ, may_read_type
+from service.storage import access
+from service.storage.resources import Stored
+
+
+def is_visible(conn: Connection, caller: Caller, stored: Stored) -> bool:
+    if not may_read_type(caller, stored.resource_type):
+        return False
+    if stored.resource_type in PUBLIC_READ:
+        return True
+    if caller.role == "admin":
+        # Admins see directory resources and audit, never clinical data (policy.ADMIN_READ).
+        return True
+    return access.has_access(conn, stored.rid, caller.organization_id)
+
+
+def search_condition(
+    caller: Caller, resource_type: str, rid_column: ColumnElement[int]
+) -> ColumnElement[bool] | None:
+    """Extra WHERE clause limiting a search to what the caller may see (None: no limit)."""
+    if not may_read_type(caller, resource_type):
+        return false()
+    if unrestricted(caller, resource_type):
+        return None
+    return access.visible_condition(rid_column, caller.organization_id)
+
+
+def unrestricted(caller: Caller, resource_type: str) -> bool:
+    """True when every resource of the type is visible to the caller (given type access)."""
+    return resource_type in PUBLIC_READ or caller.role == "admin"
+
+
+def filter_visible(conn: Connection, caller: Caller, resources: list[Stored]) -> list[Stored]:
+    """The subset of ``resources`` the caller may see (one query for the access rows)."""
+    out = []
+    restricted = []
+    for s in resources:
+        if not may_read_type(caller, s.resource_type):
+            continue
+        if unrestricted(caller, s.resource_type):
+            out.append(s)
+        else:
+            restricted.append(s)
+    if restricted:
+        allowed = access.rids_with_access(conn, [s.rid for s in restricted], caller.organization_id)
+        out.extend(s for s in restricted if s.rid in allowed)
+    return out

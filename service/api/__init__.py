@@ -1,0 +1,1 @@
+"""HTTP: thin FastAPI routes that parse, authorise and call domain code."""

@@ -1,0 +1,121 @@
+"""Request dependencies: the database, the caller's identity, the request body.
+
+``get_caller`` is the one dependency that yields who is calling; every FHIR route
+takes it, and domain code receives the resulting ``Caller``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from auth.tokens import hash_token
+from service.access.caller import Caller
+from service.api import ratelimit
+from service.audit import record
+from service.errors import FhirError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
+from service.fhir.jsonbody import parse_json
+from service.rest.context import Context
+from service.settings import Settings
+from service.storage.database import Database
+from service.storage.tokens import find_token
+
+T = TypeVar("T")
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def database_of(request: Request) -> Database:
+    db: Database = request.app.state.database
+    return db
+
+
+def _unauthenticated(message: str) -> Unauthenticated:
+    return Unauthenticated(message, headers={"WWW-Authenticate": 'Bearer realm="wraparound", error="invalid_token"'})
+
+
+def get_caller(request: Request) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "A bearer access token is required", headers={"WWW-Authenticate": 'Bearer realm="wraparound"'}
+        )
+    token_hash = hash_token(token.strip())
+    with database_of(request).transaction(write=False) as conn:
+        row = find_token(conn, token_hash)
+    if row is None:
+        raise _unauthenticated("The access token is not valid")
+    if row.expires_at.replace(tzinfo=row.expires_at.tzinfo or UTC) <= datetime.now(UTC):
+        raise _unauthenticated("The access token has expired")
+    caller = Caller(
+        client_id=row.client_id,
+        organization_id=row.organization_id,
+        role=row.role,
+        scopes=row.scopes,
+        jti=row.jti,
+        source=request.client.host if request.client else "",
+    )
+    ratelimit.check(settings_of(request).rate_limit, f"api:{caller.client_id}")
+    request.state.caller = caller
+    return caller
+
+
+async def json_body(request: Request) -> Any:
+    """The parsed JSON body; 413 before parsing when too large, 415 for non-JSON."""
+    settings = settings_of(request)
+    content_type = request.headers.get("content-type", "application/fhir+json").split(";")[0].strip().lower()
+    if content_type not in ("application/fhir+json", "application/json", "application/json+fhir", ""):
+        raise UnsupportedMediaType(f"Content-Type '{content_type}' is not supported; send application/fhir+json")
+    limit = settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks), max_depth=settings.max_json_depth, max_items=settings.max_json_items)
+
+
+def run(request: Request, caller: Caller, work: Callable[[Context], T]) -> T:
+    """One transaction per request: run ``work`` and commit, or roll back and audit the failure."""
+    settings = settings_of(request)
+    db = database_of(request)
+    try:
+        with db.transaction(write=True) as conn:
+            ctx = Context(conn=conn, caller=caller, base_url=settings.fhir_base())
+            return work(ctx)
+    except FhirError as exc:
+        _audit_failure(db, caller, request, exc.status, exc.diagnostics)
+        raise
+
+
+def _audit_failure(db: Database, caller: Caller, request: Request, status: int, description: str) -> None:
+    now = datetime.now(UTC)
+    event = record.build_event(
+        caller=caller,
+        action=_action_of(request),
+        now=now,
+        status=status,
+        description=description,
+        query=request.url.query or None,
+    )
+    with db.transaction(write=True) as conn:
+        record.write_event(conn, event, now)
+
+
+def _action_of(request: Request) -> str:
+    method = request.method
+    if method == "GET":
+        return "search" if request.url.path.rstrip("/").count("/") <= 2 else "read"
+    return {"POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "update"}.get(method, "operation")

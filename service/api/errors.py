@@ -1,0 +1,51 @@
+"""The one place errors become HTTP responses: always an OperationOutcome."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.api.responses import FhirResponse
+from service.errors import FhirError, Issue, operation_outcome
+
+log = logging.getLogger("wraparound.api")
+
+_HTTP_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported", 401: "login"}
+
+
+async def fhir_error(_request: Request, exc: Exception) -> FhirResponse:
+    assert isinstance(exc, FhirError)
+    return FhirResponse(exc.outcome(), status_code=exc.status, headers=exc.headers)
+
+
+async def http_error(_request: Request, exc: Exception) -> FhirResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "processing")
+    outcome = operation_outcome([Issue(code=code, diagnostics=str(exc.detail))])
+    return FhirResponse(outcome, status_code=exc.status_code, headers=dict(exc.headers or {}))
+
+
+async def validation_error(_request: Request, exc: Exception) -> FhirResponse:
+    assert isinstance(exc, RequestValidationError)
+    issues = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        issues.append(Issue(code="invalid", diagnostics=f"{where}: {err.get('msg', 'invalid')}"))
+    return FhirResponse(operation_outcome(issues or [Issue(code="invalid", diagnostics="Bad request")]), status_code=400)
+
+
+async def unexpected_error(_request: Request, exc: Exception) -> FhirResponse:
+    # Log the type only: messages can carry request data (special-category data, tokens).
+    log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+    outcome = operation_outcome([Issue(code="exception", diagnostics="Internal server error")])
+    return FhirResponse(outcome, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(FhirError, fhir_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected_error)

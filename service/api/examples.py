@@ -1,0 +1,139 @@
+"""Worked examples for /docs: requests a newcomer can send as they are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PATIENT: dict[str, Any] = {
+    "resourceType": "Patient",
+    "identifier": [
+        {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"},
+        {"system": "https://demo-clinic-north.example/Id/clinic-number", "value": "GUM-10442"},
+    ],
+    "name": [{"family": "Example", "given": ["Alex"]}],
+    "gender": "other",
+    "birthDate": "1988-04-12",
+}
+
+CONSENT: dict[str, Any] = {
+    "resourceType": "Consent",
+    "status": "active",
+    "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+    "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+    "patient": {"reference": "Patient/PATIENT_ID"},
+    "dateTime": "2026-11-20T10:00:00Z",
+    "organization": [{"reference": "Organization/CLINIC_ORG_ID"}],
+    "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+    "provision": {
+        "type": "permit",
+        "period": {"start": "2026-11-20", "end": "2027-11-20"},
+        "actor": [
+            {
+                "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                "reference": {"reference": "Organization/PARTNER_ORG_ID"},
+            }
+        ],
+    },
+}
+
+SERVICE_REQUEST: dict[str, Any] = {
+    "resourceType": "ServiceRequest",
+    "status": "active",
+    "intent": "order",
+    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "871731000000106",
+                         "display": "Referral to social prescribing service"}]},
+    "subject": {"reference": "Patient/PATIENT_ID"},
+    "requester": {"reference": "Organization/CLINIC_ORG_ID"},
+    "performer": [{"reference": "HealthcareService/SERVICE_ID"}],
+    "authoredOn": "2026-11-20T10:05:00Z",
+    "reasonCode": [{"text": "Housing: at risk of eviction"}],
+    "supportingInfo": [{"reference": "Consent/CONSENT_ID"}],
+}
+
+TRANSACTION: dict[str, Any] = {
+    "resourceType": "Bundle",
+    "type": "transaction",
+    "entry": [
+        {
+            "fullUrl": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b01",
+            "resource": PATIENT,
+            "request": {"method": "POST", "url": "Patient",
+                        "ifNoneExist": "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"},
+        },
+        {
+            "fullUrl": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b02",
+            "resource": {**CONSENT, "patient": {"reference": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b01"}},
+            "request": {"method": "POST", "url": "Consent"},
+        },
+        {
+            "fullUrl": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b03",
+            "resource": {
+                **SERVICE_REQUEST,
+                "subject": {"reference": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b01"},
+                "supportingInfo": [{"reference": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b02"}],
+            },
+            "request": {"method": "POST", "url": "ServiceRequest"},
+        },
+    ],
+}
+
+QUESTIONNAIRE_RESPONSE: dict[str, Any] = {
+    "resourceType": "QuestionnaireResponse",
+    "questionnaire": "https://wraparound.org.uk/fhir/Questionnaire/wellbeing-needs-assessment|1.0.0",
+    "status": "completed",
+    "subject": {"reference": "Patient/PATIENT_ID"},
+    "author": {"reference": "Organization/CLINIC_ORG_ID"},
+    "authored": "2026-11-20T10:00:00Z",
+    "item": [
+        {
+            "linkId": "ons4",
+            "item": [
+                {"linkId": "ons4-satisfied", "answer": [{"valueInteger": 6}]},
+                {"linkId": "ons4-worthwhile", "answer": [{"valueInteger": 7}]},
+                {"linkId": "ons4-happy", "answer": [{"valueInteger": 5}]},
+                {"linkId": "ons4-anxious", "answer": [{"valueInteger": 6}]},
+            ],
+        }
+    ],
+}
+
+QUESTIONNAIRE: dict[str, Any] = {
+    "resourceType": "Questionnaire",
+    "url": "https://wraparound.org.uk/fhir/Questionnaire/example-short-form",
+    "version": "0.1.0",
+    "name": "ExampleShortForm",
+    "status": "draft",
+    "item": [{"linkId": "q1", "text": "How are you today?", "type": "string"}],
+}
+
+TASK_ACCEPT: dict[str, Any] = {
+    "resourceType": "Task",
+    "id": "TASK_ID",
+    "status": "accepted",
+    "intent": "order",
+    "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
+    "focus": {"reference": "ServiceRequest/SERVICE_REQUEST_ID"},
+    "for": {"reference": "Patient/PATIENT_ID"},
+    "requester": {"reference": "Organization/CLINIC_ORG_ID"},
+    "owner": {"reference": "Organization/PARTNER_ORG_ID"},
+    "authoredOn": "2026-11-20T10:05:00Z",
+}
+
+CREATE_EXAMPLES: dict[str, Any] = {
+    "referral": {"summary": "A referral ServiceRequest (POST /fhir/ServiceRequest)", "value": SERVICE_REQUEST},
+    "patient": {"summary": "A Patient with an NHS number and a clinic number", "value": PATIENT},
+    "consent": {"summary": "Consent permitting disclosure to one partner", "value": CONSENT},
+    "assessment": {"summary": "A needs assessment QuestionnaireResponse", "value": QUESTIONNAIRE_RESPONSE},
+    "questionnaire": {"summary": "A Questionnaire (admin)", "value": QUESTIONNAIRE},
+}
+UPDATE_EXAMPLES: dict[str, Any] = {
+    "accept": {"summary": "Partner accepts a referral Task (PUT /fhir/Task/{id} with If-Match)", "value": TASK_ACCEPT},
+}
+BUNDLE_EXAMPLES: dict[str, Any] = {
+    "referral-transaction": {"summary": "Patient + Consent + referral in one transaction", "value": TRANSACTION},
+}
+ERROR_EXAMPLE: dict[str, Any] = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "business-rule",
+               "diagnostics": "opt-in service requires an active permit Consent naming the partner"}],
+}

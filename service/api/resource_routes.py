@@ -1,0 +1,128 @@
+"""Instance and type interactions: read, vread, create, update, delete, history."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Request
+
+from service.access.caller import Caller
+from service.api import examples
+from service.api.deps import get_caller, json_body, run
+from service.api.responses import FhirResponse, respond
+from service.rest import conditional, history, interactions, registry
+
+ResourceType = Enum("ResourceType", {name: name for name in registry.TYPES}, type=str)  # type: ignore[misc]
+
+router = APIRouter(prefix="/fhir", tags=["FHIR resources"])
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+BodyDep = Annotated[Any, Depends(json_body)]
+IdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-\.]{1,64}$", description="Logical id")]
+Prefer = Annotated[str | None, Header(description="return=minimal | representation | OperationOutcome")]
+IfMatch = Annotated[str | None, Header(description='W/"<versionId>" for optimistic locking')]
+IfNoneExist = Annotated[str | None, Header(description="Conditional create: a search query, e.g. identifier=sys|val")]
+
+_DOC_BODY = Body(openapi_examples=examples.CREATE_EXAMPLES, media_type="application/fhir+json")
+
+
+def _rt(value: Any) -> str:
+    return str(value.value if isinstance(value, Enum) else value)
+
+
+# Literal path segments (_history) must be routed before /{id}.
+@router.get("/{resource_type}/_history", summary="type history", response_class=FhirResponse)
+def type_history(request: Request, caller: CallerDep, resource_type: ResourceType) -> FhirResponse:
+    params = list(request.query_params.multi_items())
+    bundle = run(request, caller, lambda ctx: history.type_(ctx, _rt(resource_type), params))
+    return FhirResponse(bundle)
+
+
+@router.get("/{resource_type}/{resource_id}", summary="read", response_class=FhirResponse)
+def read(request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath) -> FhirResponse:
+    result = run(request, caller, lambda ctx: interactions.read(ctx, _rt(resource_type), resource_id))
+    return respond(result.status, result.body, stored=result.stored)
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", response_class=FhirResponse)
+def vread(
+    request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath, version_id: str
+) -> FhirResponse:
+    result = run(request, caller, lambda ctx: interactions.vread(ctx, _rt(resource_type), resource_id, version_id))
+    return respond(result.status, result.body, stored=result.stored)
+
+
+@router.post(
+    "/{resource_type}",
+    summary="create (conditional with If-None-Exist)",
+    status_code=201,
+    response_class=FhirResponse,
+    openapi_extra={"requestBody": {"content": {"application/fhir+json": {"examples": examples.CREATE_EXAMPLES}}}},
+)
+def create(
+    request: Request,
+    caller: CallerDep,
+    resource_type: ResourceType,
+    body: BodyDep,
+    prefer: Prefer = None,
+    if_none_exist: IfNoneExist = None,
+) -> FhirResponse:
+    rtype = _rt(resource_type)
+    if if_none_exist:
+        result = run(request, caller, lambda ctx: conditional.create(ctx, rtype, body, if_none_exist))
+    else:
+        result = run(request, caller, lambda ctx: interactions.create(ctx, rtype, body))
+    return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
+
+
+@router.put(
+    "/{resource_type}/{resource_id}",
+    summary="update (If-Match for optimistic locking)",
+    response_class=FhirResponse,
+    openapi_extra={"requestBody": {"content": {"application/fhir+json": {"examples": examples.UPDATE_EXAMPLES}}}},
+)
+def update(
+    request: Request,
+    caller: CallerDep,
+    resource_type: ResourceType,
+    resource_id: IdPath,
+    body: BodyDep,
+    prefer: Prefer = None,
+    if_match: IfMatch = None,
+) -> FhirResponse:
+    rtype = _rt(resource_type)
+    result = run(request, caller, lambda ctx: interactions.update(ctx, rtype, resource_id, body, if_match))
+    return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
+
+
+@router.put("/{resource_type}", summary="conditional update (by search, e.g. ?identifier=)", response_class=FhirResponse)
+def conditional_update(
+    request: Request,
+    caller: CallerDep,
+    resource_type: ResourceType,
+    body: BodyDep,
+    prefer: Prefer = None,
+    if_match: IfMatch = None,
+) -> FhirResponse:
+    rtype = _rt(resource_type)
+    query = list(request.query_params.multi_items())
+    result = run(request, caller, lambda ctx: conditional.update(ctx, rtype, query, body, if_match))
+    return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
+
+
+@router.delete("/{resource_type}/{resource_id}", summary="delete (soft; later reads answer 410)", status_code=204)
+def delete(
+    request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath, if_match: IfMatch = None
+) -> FhirResponse:
+    result = run(request, caller, lambda ctx: interactions.delete(ctx, _rt(resource_type), resource_id, if_match))
+    return FhirResponse(None, status_code=204, headers={"ETag": f'W/"{result.stored.version_id}"'} if result.stored else {})
+
+
+@router.get("/{resource_type}/{resource_id}/_history", summary="instance history", response_class=FhirResponse)
+def instance_history(
+    request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath
+) -> FhirResponse:
+    params = list(request.query_params.multi_items())
+    bundle = run(request, caller, lambda ctx: history.instance(ctx, _rt(resource_type), resource_id, params))
+    return FhirResponse(bundle)

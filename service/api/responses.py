@@ -1,0 +1,65 @@
+"""FHIR JSON responses: media type, ETag, Last-Modified, Location, Prefer."""
+
+from __future__ import annotations
+
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+
+from service.errors import operation_outcome, Issue
+from service.storage.resources import Stored
+
+FHIR_JSON = "application/fhir+json"
+
+
+class FhirResponse(Response):
+    media_type = FHIR_JSON
+
+    def render(self, content: Any) -> bytes:
+        if content is None:
+            return b""
+        if isinstance(content, bytes):
+            return content
+        return orjson.dumps(content)
+
+
+def version_headers(stored: Stored | None) -> dict[str, str]:
+    if stored is None:
+        return {}
+    return {
+        "ETag": f'W/"{stored.version_id}"',
+        "Last-Modified": format_datetime(stored.last_updated, usegmt=True),
+    }
+
+
+def respond(
+    status: int,
+    body: dict[str, Any] | None,
+    *,
+    stored: Stored | None = None,
+    headers: dict[str, str] | None = None,
+    prefer: str | None = None,
+) -> FhirResponse:
+    """Apply ``Prefer: return=`` (http://hl7.org/fhir/R4/http.html#ops) to a write's result."""
+    all_headers = version_headers(stored) | (headers or {})
+    wanted = _return_preference(prefer)
+    if wanted == "minimal" and status in (200, 201):
+        return FhirResponse(None, status_code=status, headers=all_headers)
+    if wanted == "OperationOutcome" and status in (200, 201):
+        outcome = operation_outcome(
+            [Issue(code="informational", severity="information", diagnostics=f"Done: HTTP {status}")]
+        )
+        return FhirResponse(outcome, status_code=status, headers=all_headers)
+    return FhirResponse(body, status_code=status, headers=all_headers)
+
+
+def _return_preference(prefer: str | None) -> str:
+    if not prefer:
+        return "representation"
+    for part in prefer.split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip() == "return":
+            return value.strip().strip('"')
+    return "representation"

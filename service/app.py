@@ -1,0 +1,59 @@
+"""The FastAPI application: routers, error handlers, start-up (migrations, definitions)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from service.api import errors, meta_routes, resource_routes, search_routes, bundle_routes, operation_routes, token_routes
+from service.api.formats import check_format
+from service.bootstrap import load_definitions
+from service.settings import Settings, get_settings
+from service.storage.database import Database
+
+DESCRIPTION = """
+Wraparound is a FHIR R4 (4.0.1) hub through which London's HIV clinics send consent-based
+referrals and a standardised wellbeing and needs assessment to voluntary-sector partners,
+and see each referral's loop close.
+
+**Authentication**: SMART Backend Services. Register a client (`wraparound clients add`),
+sign a client assertion (RS384 or ES384), `POST /auth/token`, then press **Authorize** here
+and paste the access token. `GET /fhir/metadata` and the SMART configuration need no token.
+
+Errors are always `OperationOutcome` resources.
+"""
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = database or Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db.upgrade()
+        load_definitions(db)
+        yield
+        if database is None:
+            db.dispose()
+
+    app = FastAPI(
+        title="Wraparound FHIR hub",
+        version=meta_routes.software_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = db
+    errors.install(app)
+    fhir_deps = [Depends(check_format)]
+    app.include_router(meta_routes.router, dependencies=fhir_deps)
+    app.include_router(token_routes.router)
+    app.include_router(bundle_routes.router, dependencies=fhir_deps)
+    app.include_router(operation_routes.router, dependencies=fhir_deps)
+    app.include_router(search_routes.router, dependencies=fhir_deps)
+    app.include_router(resource_routes.router, dependencies=fhir_deps)
+    logging.getLogger("wraparound").setLevel(settings.log_level)
+    return app

@@ -1,0 +1,1 @@
+"""Assessment: QuestionnaireResponse validation against its Questionnaire (pure functions over FHIR JSON)."""

@@ -1,0 +1,140 @@
+"""AuditEvents shaped after IHE Basic Audit Log Patterns (BALP).
+
+https://profiles.ihe.net/ITI/BALP/ — RESTful activity events: type ``rest``, subtype the
+FHIR interaction, the client as the requesting agent (with the token's ``jti``, never
+the token), the resources touched as entities, and for searches the query and the
+Patients returned. Events are append-only: no client may update or delete them.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from service.access.caller import Caller
+from service.rest.context import Context
+from service.search.extract import extract_index_rows
+from service.storage.resources import ResourceStore, Stored
+
+ACTION = {
+    "create": "C",
+    "read": "R",
+    "vread": "R",
+    "history": "R",
+    "search": "E",
+    "update": "U",
+    "delete": "D",
+    "operation": "E",
+    "transaction": "E",
+    "batch": "E",
+    "token": "E",
+    "disclosure": "R",
+}
+_REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}
+_INTERACTION = "http://hl7.org/fhir/restful-interaction"
+_DCM = "http://dicom.nema.org/resources/ontology/DCM"
+
+
+def _outcome_code(status: int) -> str:
+    # AuditEvent.outcome: 0 success, 4 minor failure (client error), 8 serious failure.
+    if status < 400:
+        return "0"
+    return "4" if status < 500 else "8"
+
+
+def build_event(
+    *,
+    caller: Caller,
+    action: str,
+    now: datetime,
+    status: int,
+    entities: Iterable[Stored] = (),
+    query: str | None = None,
+    patients: Sequence[str] = (),
+    description: str | None = None,
+    subtype: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    agent: dict[str, Any] = {
+        "type": {"coding": [{"system": _DCM, "code": "110153", "display": "Source Role ID"}]},
+        "who": {
+            "identifier": {"system": "https://wraparound.org.uk/fhir/Id/client", "value": caller.client_id},
+            "display": caller.client_id,
+        },
+        "requestor": True,
+        "role": [{"text": caller.role}],
+    }
+    if caller.organization_id:
+        agent["who"]["reference"] = caller.organization_ref if caller.organization_id != "wraparound" else None
+        if agent["who"]["reference"] is None:
+            del agent["who"]["reference"]
+    if caller.jti:
+        agent["policy"] = [f"urn:jti:{caller.jti}"]
+    if caller.source:
+        agent["network"] = {"address": caller.source, "type": "2"}
+    entity: list[dict[str, Any]] = []
+    for stored in entities:
+        entity.append(
+            {
+                "what": {"reference": f"{stored.resource_type}/{stored.id}/_history/{stored.version_id}"},
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+            }
+        )
+    for patient in patients:
+        entity.append(
+            {
+                "what": {"reference": patient},
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"},
+            }
+        )
+    if query is not None:
+        entity.append(
+            {
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
+                "query": base64.b64encode(query.encode()).decode(),
+            }
+        )
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": _REST,
+        "subtype": [subtype or {"system": _INTERACTION, "code": action}],
+        "action": ACTION.get(action, "E"),
+        "recorded": now.isoformat().replace("+00:00", "Z"),
+        "outcome": _outcome_code(status),
+        "agent": [agent],
+        "source": {
+            "site": "wraparound",
+            "observer": {"display": "Wraparound FHIR hub"},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}],
+        },
+    }
+    if description:
+        event["outcomeDesc"] = description
+    if entity:
+        event["entity"] = entity
+    return event
+
+
+def write_event(conn: Connection, event: dict[str, Any], now: datetime) -> Stored:
+    return ResourceStore(conn).create("AuditEvent", event, extract_index_rows(event), now=now)
+
+
+def access(
+    ctx: Context,
+    action: str,
+    entities: Sequence[Stored],
+    *,
+    query: str | None = None,
+    patients: Sequence[str] = (),
+    status: int = 200,
+) -> None:
+    """Record a successful interaction in the interaction's own transaction."""
+    event = build_event(
+        caller=ctx.caller, action=action, now=ctx.now, status=status, entities=entities, query=query, patients=patients
+    )
+    write_event(ctx.conn, event, ctx.now)

@@ -1,0 +1,61 @@
+"""The ``wraparound`` command line (Typer)."""
+
+from __future__ import annotations
+
+import typer
+
+from service.settings import get_settings
+
+app = typer.Typer(help="Wraparound FHIR referral hub.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (default WRAPAROUND_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default WRAPAROUND_PORT or 8000)."),
+    worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the in-process delivery worker."),
+) -> None:
+    """Run the API (and, by default, an in-process delivery worker)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = get_settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    application = create_app(settings)
+    application.state.run_worker = worker
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations."""
+    from service.storage.database import Database
+
+    db = Database(get_settings().database_url)
+    db.upgrade()
+    typer.echo("database is at the current migration")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail when the models and the migrations disagree (CI)."""
+    from service.storage import migrate
+    from service.storage.database import Database
+
+    db = Database(get_settings().database_url)
+    db.upgrade()
+    diff = migrate.pending_model_changes(db.engine)
+    if diff:
+        typer.echo(f"models and migrations differ: {diff}", err=True)
+        raise typer.Exit(1)
+    typer.echo("migrations match the models")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""FHIR R4 plumbing: the model import surface and JSON handling."""

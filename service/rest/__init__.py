@@ -1,0 +1,1 @@
+"""The FHIR RESTful interactions as domain operations (no HTTP here)."""

@@ -1,0 +1,28 @@
+"""Everything one interaction needs, for the length of one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from service.access.caller import Caller
+from service.storage.resources import ResourceStore
+
+
+@dataclass
+class Context:
+    conn: Connection
+    caller: Caller
+    base_url: str  # the FHIR base, e.g. https://hub.example/fhir
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Set by batch/transaction processing so nested interactions know where they run.
+    in_transaction: bool = False
+    # Audit entries gathered during the interaction, written before commit.
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def store(self) -> ResourceStore:
+        return ResourceStore(self.conn)

@@ -1,0 +1,84 @@
+"""The write-side validation pipeline.
+
+Steps run in order and each returns *all* the issues it finds; structural problems
+stop the pipeline (400), later steps (profiles, business rules) are reported
+together (422). Profile validation slots in as another step (ROADMAP.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from service.errors import BadRequest, Issue, Unprocessable
+from service.fhir.models import ValidationError, validate
+from service.rest.context import Context
+from service.storage.resources import Stored
+
+# A business-rule step: (context, new content, previous version or None) -> issues.
+RuleStep = Callable[[Context, dict[str, Any], Stored | None], list[Issue]]
+
+_RULES: dict[str, list[RuleStep]] = {}
+
+
+def register_rule(resource_type: str, step: RuleStep) -> None:
+    _RULES.setdefault(resource_type, []).append(step)
+
+
+def rules_for(resource_type: str) -> list[RuleStep]:
+    return _RULES.get(resource_type, [])
+
+
+def check_envelope(body: Any, resource_type: str, resource_id: str | None) -> dict[str, Any]:
+    """resourceType and id agree with the URL (http://hl7.org/fhir/R4/http.html#update)."""
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object holding a FHIR resource")
+    actual = body.get("resourceType")
+    if actual != resource_type:
+        raise BadRequest(
+            f"resourceType '{actual}' does not match the URL's '{resource_type}'",
+            issues=[Issue(code="invalid", diagnostics="resourceType does not match the URL", expression=("resourceType",))],
+        )
+    if resource_id is not None:
+        if "id" not in body:
+            raise BadRequest(
+                "An update must carry the resource id",
+                issues=[Issue(code="required", diagnostics="Resource.id is missing", expression=(f"{resource_type}.id",))],
+            )
+        if body["id"] != resource_id:
+            raise BadRequest(
+                f"Resource id '{body['id']}' does not match the URL's id '{resource_id}'",
+                issues=[Issue(code="invalid", diagnostics="id does not match the URL", expression=(f"{resource_type}.id",))],
+            )
+    return body
+
+
+def structural_issues(resource: dict[str, Any]) -> list[Issue]:
+    try:
+        validate(resource)
+    except ValidationError as exc:
+        return [_issue_from_pydantic(resource["resourceType"], err) for err in exc.errors()]
+    return []
+
+
+def _issue_from_pydantic(resource_type: str, err: Any) -> Issue:
+    path = resource_type
+    for part in err.get("loc", ()):
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    kind = err.get("type", "")
+    code = "structure" if kind == "extra_forbidden" else "value"
+    msg = "Unknown element" if kind == "extra_forbidden" else str(err.get("msg", "invalid value"))
+    # Never echo the offending value: it may be special-category data.
+    return Issue(code=code, diagnostics=f"{path}: {msg}", expression=(path,))
+
+
+def validate_write(ctx: Context, resource_type: str, resource: dict[str, Any], old: Stored | None) -> None:
+    issues = structural_issues(resource)
+    if issues:
+        raise BadRequest(f"{resource_type} is not valid FHIR R4", issues=issues)
+    issues = []
+    for step in rules_for(resource_type):
+        issues.extend(step(ctx, resource, old))
+    errors = [i for i in issues if i.severity in ("error", "fatal")]
+    if errors:
+        raise Unprocessable(errors[0].diagnostics, issues=issues)

@@ -1,0 +1,153 @@
+"""Compiling a parsed search into SQLAlchemy Core conditions over the index tables.
+
+Each filter becomes ``EXISTS (SELECT 1 FROM idx_<type> WHERE rid = resource.rid AND
+resource_type = … AND param = … AND (value OR value …))``; ``:not`` and
+``:missing=true`` become NOT EXISTS. ``_id`` and ``_lastUpdated`` are columns of
+``resource``. Only portable constructs are used (SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, exists, func, inspect, literal, not_, or_, select
+from sqlalchemy.sql.expression import FromClause
+
+from service.errors import BadRequest
+from service.search import _conditions as c
+from service.search._query import (
+    DateValue,
+    Filter,
+    NumberValue,
+    ReferenceValue,
+    SearchQuery,
+    TokenValue,
+    UriValue,
+)
+from service.search.params import params_for
+from service.search.types import ParamType
+from service.storage.tables import IdxDate, IdxNumber, IdxReference, IdxString, IdxToken, IdxUri
+
+_TABLES: dict[ParamType, Any] = {
+    "token": IdxToken, "string": IdxString, "date": IdxDate, "reference": IdxReference,
+    "number": IdxNumber, "quantity": IdxNumber, "uri": IdxUri,
+}
+
+
+def _table(kind: ParamType) -> FromClause:
+    table: Table = _TABLES[kind].__table__
+    return table.alias()  # a fresh alias per use, so nested EXISTS never collide
+
+
+def _selectable(resource: Any) -> FromClause:
+    """The FROM item for ``Resource``, ``aliased(Resource)`` or a Core table/alias."""
+    if isinstance(resource, FromClause):
+        return resource
+    selectable: FromClause = inspect(resource).selectable
+    return selectable
+
+
+def _value_condition(idx: FromClause, f: Filter, value: Any, base_url: str | None, now: datetime) -> Any:
+    col = idx.c
+    if isinstance(value, TokenValue):
+        return c.token_condition(col.system, col.code, col.text, value)
+    if isinstance(value, DateValue):
+        return c.date_condition(col.low, col.high, value, now)
+    if isinstance(value, ReferenceValue):
+        return c.reference_condition(col.target_type, col.target_id, col.url, col.version, value, base_url)
+    if isinstance(value, NumberValue):
+        cond = c.number_condition(col.value, value)
+        unit = c.quantity_unit_condition(col.system, col.code, col.unit, value)
+        return cond if unit is None else and_(cond, unit)
+    if isinstance(value, UriValue):
+        return c.uri_condition(col.value, value, f.modifier)
+    # string
+    if f.modifier == "exact":
+        return col.exact == value.value
+    if f.modifier == "contains":
+        return col.value.contains(value.normalised, autoescape=True)
+    return col.value.startswith(value.normalised, autoescape=True)
+
+
+def _resource_condition(res: FromClause, f: Filter, now: datetime) -> ColumnElement[bool]:
+    if f.param.name == "_id":
+        ids = [v.code for v in f.values if isinstance(v, TokenValue)]
+        return res.c.id.not_in(ids) if f.modifier == "not" else res.c.id.in_(ids)
+    updated = res.c.last_updated
+    return or_(*(c.date_condition(updated, updated, v, now) for v in f.values if isinstance(v, DateValue)))
+
+
+def compile_filter(
+    f: Filter, resource_type: str, resource: Any, *, base_url: str | None = None, now: datetime | None = None
+) -> ColumnElement[bool]:
+    now = now or datetime.now(UTC)
+    res = _selectable(resource)
+    if f.param.name in ("_id", "_lastUpdated"):
+        return _resource_condition(res, f, now)
+    idx = _table(f.param.type)
+    where = [idx.c.rid == res.c.rid, idx.c.resource_type == resource_type, idx.c.param == f.param.name]
+    if f.modifier != "missing":
+        where.append(or_(*(_value_condition(idx, f, v, base_url, now) for v in f.values)))
+    found = exists(select(literal(1)).select_from(idx).where(*where).correlate(res))
+    negate = f.missing is True or f.modifier == "not"
+    return not_(found) if negate else found
+
+
+def compile_filters(
+    query: SearchQuery, resource: Any, *, base_url: str | None = None, now: datetime | None = None
+) -> list[ColumnElement[bool]]:
+    """Conditions (to AND) selecting the resources of ``query.resource_type`` that match.
+
+    ``resource`` is ``Resource``, an ``aliased(Resource)`` or a Core table/alias; the
+    caller adds ``resource_type == …`` and ``deleted`` itself. ``base_url`` (e.g.
+    ``https://host/fhir``) makes absolute references to this server match relative ones.
+    """
+    return [
+        compile_filter(f, query.resource_type, resource, base_url=base_url, now=now) for f in query.filters
+    ]
+
+
+def sort_expression(
+    param_name: str, resource_type: str, descending: bool, resource: Any
+) -> ColumnElement[Any]:
+    """The value to ORDER BY for ``_sort``: min over the index ascending, max descending.
+
+    Returns the bare value (apply ``.desc()`` yourself); NULL when the resource has no
+    value for the parameter. ``sort_clauses`` does both and puts NULLs last.
+    """
+    res = _selectable(resource)
+    if param_name == "_id":
+        return res.c.id
+    if param_name == "_lastUpdated":
+        return res.c.last_updated
+    param = params_for(resource_type).get(param_name)
+    if param is None:
+        raise BadRequest(f"Unknown sort parameter '{param_name}' for {resource_type}")
+    idx = _table(param.type)
+    col: ColumnElement[Any]
+    if param.type == "date":
+        col = idx.c.high if descending else idx.c.low
+    elif param.type == "token":
+        col = idx.c.code
+    elif param.type == "reference":
+        col = func.coalesce(idx.c.target_type + "/" + idx.c.target_id, idx.c.url)
+    else:
+        col = idx.c.value
+    agg = func.max(col) if descending else func.min(col)
+    return (
+        select(agg)
+        .where(idx.c.rid == res.c.rid, idx.c.resource_type == resource_type, idx.c.param == param_name)
+        .correlate(res)
+        .scalar_subquery()
+    )
+
+
+def sort_clauses(query: SearchQuery, resource: Any) -> list[ColumnElement[Any]]:
+    """ORDER BY clauses for ``query.sort``: NULLs last either way, then ``rid`` as a tiebreaker."""
+    clauses: list[ColumnElement[Any]] = []
+    for name, descending in query.sort:
+        expr = sort_expression(name, query.resource_type, descending, resource)
+        clauses += [expr.is_(None), expr.desc() if descending else expr.asc()]
+    clauses.append(_selectable(resource).c.rid.asc())
+    return clauses

@@ -1,0 +1,1 @@
+"""Storage: every SQL statement lives under this package."""

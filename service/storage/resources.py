@@ -1,0 +1,269 @@
+"""Resource versions: create, read, update, delete and history, with their index rows.
+
+Every write bumps ``version_id`` with a conditional UPDATE (``WHERE version_id = old``),
+so two writers racing on one resource cannot both win: the loser sees zero rows and
+gets a conflict, never a lost update.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from service.errors import Conflict
+from service.storage.access import visible_condition
+from service.search.types import DateRow, IndexRow, NumberRow, ReferenceRow, StringRow, TokenRow, UriRow
+from service.storage.tables import (
+    IdxDate,
+    IdxNumber,
+    IdxReference,
+    IdxString,
+    IdxToken,
+    IdxUri,
+    Resource,
+    ResourceHistory,
+)
+
+R = Resource.__table__  # type: ignore[attr-defined]
+H = ResourceHistory.__table__  # type: ignore[attr-defined]
+INDEX_TABLES = (
+    IdxToken.__table__,  # type: ignore[attr-defined]
+    IdxString.__table__,  # type: ignore[attr-defined]
+    IdxDate.__table__,  # type: ignore[attr-defined]
+    IdxReference.__table__,  # type: ignore[attr-defined]
+    IdxNumber.__table__,  # type: ignore[attr-defined]
+    IdxUri.__table__,  # type: ignore[attr-defined]
+)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One version of a resource as stored."""
+
+    rid: int
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: dict[str, Any] | None
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _stamp(content: dict[str, Any], resource_id: str, version: int, now: datetime) -> dict[str, Any]:
+    out = dict(content)
+    out["id"] = resource_id
+    meta = dict(out.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    out["meta"] = meta
+    return out
+
+
+def row_to_stored(r: Any) -> Stored:
+    return Stored(
+        rid=r.rid,
+        resource_type=r.resource_type,
+        id=r.id,
+        version_id=r.version_id,
+        last_updated=r.last_updated,
+        deleted=r.deleted,
+        content=r.content,
+    )
+
+
+COLUMNS = (R.c.rid, R.c.resource_type, R.c.id, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
+
+
+class ResourceStore:
+    """SQL for resources and their versions, on one connection inside one transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # -- reads -----------------------------------------------------------------
+    def current(self, resource_type: str, resource_id: str) -> Stored | None:
+        row = self.conn.execute(
+            select(*COLUMNS).where(R.c.resource_type == resource_type, R.c.id == resource_id)
+        ).first()
+        return row_to_stored(row) if row else None
+
+    def by_rids(self, rids: Sequence[int]) -> dict[int, Stored]:
+        if not rids:
+            return {}
+        rows = self.conn.execute(select(*COLUMNS).where(R.c.rid.in_(list(rids)))).all()
+        return {r.rid: row_to_stored(r) for r in rows}
+
+    def version(self, resource_type: str, resource_id: str, version_id: int) -> Stored | None:
+        row = self.conn.execute(
+            select(H.c.rid, H.c.resource_type, H.c.id, H.c.version_id, H.c.last_updated, H.c.content).where(
+                H.c.resource_type == resource_type, H.c.id == resource_id, H.c.version_id == version_id
+            )
+        ).first()
+        if row is None:
+            return None
+        return Stored(
+            rid=row.rid,
+            resource_type=row.resource_type,
+            id=row.id,
+            version_id=row.version_id,
+            last_updated=row.last_updated,
+            deleted=row.content is None,
+            content=row.content,
+        )
+
+    def history(
+        self,
+        resource_type: str | None,
+        resource_id: str | None,
+        *,
+        since: datetime | None,
+        at_or_before: datetime | None,
+        limit: int,
+        offset: int,
+        visible_to: str | None = None,
+    ) -> tuple[list[tuple[Stored, str]], int]:
+        """Versions newest first, with the HTTP method that made each, and the total."""
+        cond = []
+        if resource_type is not None:
+            cond.append(H.c.resource_type == resource_type)
+        if resource_id is not None:
+            cond.append(H.c.id == resource_id)
+        if since is not None:
+            cond.append(H.c.last_updated >= since)
+        if at_or_before is not None:
+            cond.append(H.c.last_updated <= at_or_before)
+        if visible_to is not None:
+            cond.append(visible_condition(H.c.rid, visible_to))
+        total = self.conn.execute(select(func.count()).select_from(H).where(*cond)).scalar_one()
+        rows = self.conn.execute(
+            select(H)
+            .where(*cond)
+            .order_by(H.c.last_updated.desc(), H.c.rid.desc(), H.c.version_id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        out = [
+            (
+                Stored(
+                    rid=r.rid,
+                    resource_type=r.resource_type,
+                    id=r.id,
+                    version_id=r.version_id,
+                    last_updated=r.last_updated,
+                    deleted=r.content is None,
+                    content=r.content,
+                ),
+                r.method,
+            )
+            for r in rows
+        ]
+        return out, int(total)
+
+    # -- writes ----------------------------------------------------------------
+    def create(
+        self,
+        resource_type: str,
+        content: dict[str, Any],
+        index_rows: Iterable[IndexRow],
+        *,
+        now: datetime,
+        resource_id: str | None = None,
+    ) -> Stored:
+        rid_ = resource_id or new_id()
+        doc = _stamp(content, rid_, 1, now)
+        rid = self.conn.execute(
+            insert(R)
+            .values(resource_type=resource_type, id=rid_, version_id=1, last_updated=now, deleted=False, content=doc)
+            .returning(R.c.rid)
+        ).scalar_one()
+        self._history(rid, resource_type, rid_, 1, now, "POST", doc)
+        self._write_index(rid, resource_type, index_rows)
+        return Stored(rid, resource_type, rid_, 1, now, False, doc)
+
+    def update(
+        self,
+        old: Stored,
+        content: dict[str, Any],
+        index_rows: Iterable[IndexRow],
+        *,
+        now: datetime,
+    ) -> Stored:
+        version = old.version_id + 1
+        doc = _stamp(content, old.id, version, now)
+        self._bump(old, version, now, deleted=False, content=doc)
+        self._history(old.rid, old.resource_type, old.id, version, now, "PUT", doc)
+        self._clear_index(old.rid)
+        self._write_index(old.rid, old.resource_type, index_rows)
+        return Stored(old.rid, old.resource_type, old.id, version, now, False, doc)
+
+    def delete(self, old: Stored, *, now: datetime) -> Stored:
+        version = old.version_id + 1
+        self._bump(old, version, now, deleted=True, content=None)
+        self._history(old.rid, old.resource_type, old.id, version, now, "DELETE", None)
+        self._clear_index(old.rid)
+        return Stored(old.rid, old.resource_type, old.id, version, now, True, None)
+
+    def _bump(self, old: Stored, version: int, now: datetime, *, deleted: bool, content: Any) -> None:
+        result = self.conn.execute(
+            update(R)
+            .where(R.c.rid == old.rid, R.c.version_id == old.version_id)
+            .values(version_id=version, last_updated=now, deleted=deleted, content=content)
+        )
+        if result.rowcount != 1:
+            raise Conflict(
+                f"{old.resource_type}/{old.id} was changed by another request; read it again and retry"
+            )
+
+    def _history(
+        self, rid: int, rtype: str, rid_: str, version: int, now: datetime, method: str, doc: Any
+    ) -> None:
+        self.conn.execute(
+            insert(H).values(
+                rid=rid, version_id=version, resource_type=rtype, id=rid_, last_updated=now, method=method, content=doc
+            )
+        )
+
+    def _clear_index(self, rid: int) -> None:
+        for table in INDEX_TABLES:
+            self.conn.execute(delete(table).where(table.c.rid == rid))
+
+    def _write_index(self, rid: int, rtype: str, rows: Iterable[IndexRow]) -> None:
+        buckets: dict[Any, list[dict[str, Any]]] = {}
+        for row in rows:
+            table, values = _index_values(row)
+            values["rid"] = rid
+            values["resource_type"] = rtype
+            buckets.setdefault(table, []).append(values)
+        for table, values_list in buckets.items():
+            self.conn.execute(insert(table), values_list)
+
+
+def _index_values(row: IndexRow) -> tuple[Any, dict[str, Any]]:
+    tok, string, date, ref, num, uri = INDEX_TABLES
+    if isinstance(row, TokenRow):
+        return tok, {"param": row.param, "system": row.system, "code": row.code, "text": row.text}
+    if isinstance(row, StringRow):
+        return string, {"param": row.param, "value": row.value, "exact": row.exact}
+    if isinstance(row, DateRow):
+        return date, {"param": row.param, "low": row.low, "high": row.high}
+    if isinstance(row, ReferenceRow):
+        return ref, {
+            "param": row.param,
+            "target_type": row.target_type,
+            "target_id": row.target_id,
+            "url": row.url,
+            "version": row.version,
+        }
+    if isinstance(row, NumberRow):
+        return num, {"param": row.param, "value": row.value, "system": row.system, "code": row.code, "unit": row.unit}
+    assert isinstance(row, UriRow)
+    return uri, {"param": row.param, "value": row.value}

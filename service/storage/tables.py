@@ -1,0 +1,252 @@
+"""Database tables.
+
+Resources are stored as JSON (JSONB on PostgreSQL) in ``resource`` (current version)
+and ``resource_history`` (every version); search parameters are extracted on every
+write into one index table per parameter type, in the same transaction, so that
+searches are SQL over indexes, never JSON scans (docs/adr/0002-storage-layout.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integer, Numeric, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps always in UTC and always timezone-aware, on SQLite as on PostgreSQL.
+
+    SQLite has no time zone type and hands back naive values; they were written as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc() -> Column[Any]:
+    return Column(UtcDateTime(), nullable=False)
+
+
+class Resource(SQLModel, table=True):
+    """The current version of every resource (deleted ones keep a tombstone row)."""
+
+    __tablename__ = "resource"
+    __table_args__ = (
+        UniqueConstraint("resource_type", "id", name="uq_resource_type_id"),
+        Index("ix_resource_type_updated", "resource_type", "last_updated"),
+    )
+
+    rid: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
+    resource_type: str = Field(max_length=64)
+    id: str = Field(max_length=64)
+    version_id: int
+    last_updated: datetime = Field(sa_column=_utc())
+    deleted: bool = False
+    content: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
+
+
+class ResourceHistory(SQLModel, table=True):
+    """Every version of every resource, including deletions (content is null)."""
+
+    __tablename__ = "resource_history"
+    __table_args__ = (Index("ix_history_type_updated", "resource_type", "last_updated"),)
+
+    rid: int = Field(sa_column=Column(RowId, primary_key=True, autoincrement=False))
+    version_id: int = Field(primary_key=True)
+    resource_type: str = Field(max_length=64)
+    id: str = Field(max_length=64)
+    last_updated: datetime = Field(sa_column=_utc())
+    method: str = Field(max_length=8)  # POST, PUT, DELETE
+    content: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
+
+
+class IdxToken(SQLModel, table=True):
+    __tablename__ = "idx_token"
+    __table_args__ = (
+        Index("ix_idx_token_code", "resource_type", "param", "code", "system"),
+        Index("ix_idx_token_rid", "rid"),
+    )
+
+    pk: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
+    rid: int = Field(sa_column=Column(RowId, nullable=False))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    system: str | None = None
+    code: str | None = None
+    text: str | None = None
+
+
+class IdxString(SQLModel, table=True):
+    __tablename__ = "idx_string"
+    __table_args__ = (
+        Index("ix_idx_string_value", "resource_type", "param", "value"),
+        Index("ix_idx_string_rid", "rid"),
+    )
+
+    pk: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
+    rid: int = Field(sa_column=Column(RowId, nullable=False))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    value: str
+    exact: str
+
+
+class IdxDate(SQLModel, table=True):
+    __tablename__ = "idx_date"
+    __table_args__ = (
+        Index("ix_idx_date_low", "resource_type", "param", "low"),
+        Index("ix_idx_date_rid", "rid"),
+    )
+
+    pk: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
+    rid: int = Field(sa_column=Column(RowId, nullable=False))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    low: datetime = Field(sa_column=_utc())
+    high: datetime = Field(sa_column=_utc())
+
+
+class IdxReference(SQLModel, table=True):
+    __tablename__ = "idx_reference"
+    __table_args__ = (
+        Index("ix_idx_reference_target", "resource_type", "param", "target_id", "target_type"),
+        Index("ix_idx_reference_url", "resource_type", "param", "url"),
+        Index("ix_idx_reference_rid", "rid"),
+        Index("ix_idx_reference_reverse", "target_type", "target_id"),
+    )
+
+    pk: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
+    rid: int = Field(sa_column=Column(RowId, nullable=False))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    target_type: str | None = Field(default=None, max_length=64)
+    target_id: str | None = Field(default=None, max_length=64)
+    url: str | None = None
+    version: str | None = None
+
+
+class IdxNumber(SQLModel, table=True):
+    """Quantity and number parameters."""
+
+    __tablename__ = "idx_number"
+    __table_args__ = (
+        Index("ix_idx_number_value", "resource_type", "param", "value"),
+        Index("ix_idx_number_rid", "rid"),
+    )
+
+    pk: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
+    rid: int = Field(sa_column=Column(RowId, nullable=False))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    value: Decimal = Field(sa_column=Column(Numeric(30, 10), nullable=False))
+    system: str | None = None
+    code: str | None = None
+    unit: str | None = None
+
+
+class IdxUri(SQLModel, table=True):
+    __tablename__ = "idx_uri"
+    __table_args__ = (
+        Index("ix_idx_uri_value", "resource_type", "param", "value"),
+        Index("ix_idx_uri_rid", "rid"),
+    )
+
+    pk: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
+    rid: int = Field(sa_column=Column(RowId, nullable=False))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    value: str
+
+
+class ResourceAccess(SQLModel, table=True):
+    """Which organisations may see a resource, and why (maintained on write).
+
+    The visibility layer joins searches to this table, so paging and totals are
+    computed over what the caller may see (docs/adr/0006-tenancy.md).
+    """
+
+    __tablename__ = "resource_access"
+    __table_args__ = (Index("ix_resource_access_org", "organization_id", "rid"),)
+
+    rid: int = Field(sa_column=Column(RowId, primary_key=True, autoincrement=False))
+    organization_id: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(primary_key=True, max_length=64)  # e.g. "author", "referral:<ServiceRequest id>"
+
+
+class Outbox(SQLModel, table=True):
+    """Something that must be sent, written in the transaction that caused it.
+
+    Delivery workers (next on the roadmap) claim pending rows with a lease.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_due", "state", "due_at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
+    kind: str = Field(max_length=64)  # e.g. "referral.created", "consent.withdrawn"
+    organization_id: str = Field(max_length=64)  # the recipient organisation
+    focus: str = Field(max_length=200)  # e.g. "Task/abc"
+    payload: dict[str, Any] = Field(sa_column=Column(JsonDoc, nullable=False))
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=_utc())
+    due_at: datetime = Field(sa_column=_utc())
+
+
+class OAuthClient(SQLModel, table=True):
+    __tablename__ = "oauth_client"
+
+    client_id: str = Field(primary_key=True, max_length=200)
+    organization_id: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    scopes: str
+    jwks: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
+    jwks_url: str | None = None
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class AssertionJti(SQLModel, table=True):
+    """Seen client-assertion ``jti`` values; the primary key makes a replay race lose."""
+
+    __tablename__ = "assertion_jti"
+
+    client_id: str = Field(primary_key=True, max_length=200)
+    jti: str = Field(primary_key=True, max_length=255)
+    expires_at: datetime = Field(sa_column=_utc())
+
+
+class AccessToken(SQLModel, table=True):
+    """Opaque access tokens, stored as SHA-256 hashes (docs/adr/0005-access-tokens.md)."""
+
+    __tablename__ = "access_token"
+    __table_args__ = (Index("ix_access_token_expires", "expires_at"),)
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=200)
+    organization_id: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    scopes: str
+    jti: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_column=_utc())
