@@ -8,11 +8,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from service.api import errors, meta_routes, resource_routes, search_routes, bundle_routes, operation_routes, token_routes
+from service.api import (
+    bundle_routes,
+    errors,
+    meta_routes,
+    operation_routes,
+    resource_routes,
+    search_routes,
+    token_routes,
+)
 from service.api.formats import check_format
 from service.bootstrap import load_definitions
 from service.settings import Settings, get_settings
 from service.storage.database import Database
+from service.wiring import wire
 
 DESCRIPTION = """
 Wraparound is a FHIR R4 (4.0.1) hub through which London's HIV clinics send consent-based
@@ -28,6 +37,7 @@ Errors are always `OperationOutcome` resources.
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    wire()
     settings = settings or get_settings()
     db = database or Database(settings.database_url)
 

@@ -20,7 +20,9 @@ def _same(stored: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     if stored is None:
         return False
     strip = {"meta"}
-    return {k: v for k, v in stored.items() if k not in strip} == {k: v for k, v in wanted.items() if k not in strip}
+    return {k: v for k, v in stored.items() if k not in strip} == {
+        k: v for k, v in wanted.items() if k not in strip
+    }
 
 
 def load_definitions(db: Database) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from service.settings import get_settings
@@ -55,6 +57,24 @@ def db_check() -> None:
         typer.echo(f"models and migrations differ: {diff}", err=True)
         raise typer.Exit(1)
     typer.echo("migrations match the models")
+
+
+@app.command()
+def openapi(
+    check: bool = typer.Option(False, "--check", help="Fail when the file differs from the app (CI)."),
+    output: Path = typer.Option(Path("openapi/openapi.json"), "--output", help="Where the document lives."),
+) -> None:
+    """Write the OpenAPI document generated from the app (or, with --check, verify it)."""
+    from service import openapi_export
+
+    if check:
+        if openapi_export.check(output).changed:
+            typer.echo(f"{output} is out of date: run `wraparound openapi` (make openapi)", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{output} matches the app")
+        return
+    outcome = openapi_export.write(output)
+    typer.echo(f"{output} {'written' if outcome.changed else 'unchanged'}")
 
 
 if __name__ == "__main__":

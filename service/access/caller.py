@@ -23,4 +23,6 @@ class Caller:
 
 
 # The hub itself, for work it does on its own account (start-up loading, consent withdrawal).
-SYSTEM = Caller(client_id="wraparound", organization_id="wraparound", role="admin", scopes="system/*.cruds", jti="")
+SYSTEM = Caller(
+    client_id="wraparound", organization_id="wraparound", role="admin", scopes="system/*.cruds", jti=""
+)

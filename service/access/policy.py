@@ -28,7 +28,9 @@ CLINIC_CREATE = frozenset(
     {"Patient", "Consent", "QuestionnaireResponse", "ServiceRequest", "Practitioner", "PractitionerRole"}
 )
 CLINIC_READ = CLINIC_CREATE | {"Task", "Observation"}
-PARTNER_READ = frozenset({"ServiceRequest", "Patient", "Consent", "QuestionnaireResponse", "Task", "Observation"})
+PARTNER_READ = frozenset(
+    {"ServiceRequest", "Patient", "Consent", "QuestionnaireResponse", "Task", "Observation"}
+)
 
 # Interaction -> SMART v2 permission letter (SMART App Launch 2.x, scopes-and-launch-context).
 LETTER = {

@@ -37,7 +37,9 @@ def database_of(request: Request) -> Database:
 
 
 def _unauthenticated(message: str) -> Unauthenticated:
-    return Unauthenticated(message, headers={"WWW-Authenticate": 'Bearer realm="wraparound", error="invalid_token"'})
+    return Unauthenticated(
+        message, headers={"WWW-Authenticate": 'Bearer realm="wraparound", error="invalid_token"'}
+    )
 
 
 def get_caller(request: Request) -> Caller:
@@ -72,7 +74,9 @@ async def json_body(request: Request) -> Any:
     settings = settings_of(request)
     content_type = request.headers.get("content-type", "application/fhir+json").split(";")[0].strip().lower()
     if content_type not in ("application/fhir+json", "application/json", "application/json+fhir", ""):
-        raise UnsupportedMediaType(f"Content-Type '{content_type}' is not supported; send application/fhir+json")
+        raise UnsupportedMediaType(
+            f"Content-Type '{content_type}' is not supported; send application/fhir+json"
+        )
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:

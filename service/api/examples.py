@@ -18,18 +18,31 @@ PATIENT: dict[str, Any] = {
 CONSENT: dict[str, Any] = {
     "resourceType": "Consent",
     "status": "active",
-    "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+    "scope": {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+        ]
+    },
     "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
     "patient": {"reference": "Patient/PATIENT_ID"},
     "dateTime": "2026-11-20T10:00:00Z",
     "organization": [{"reference": "Organization/CLINIC_ORG_ID"}],
-    "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+    "policyRule": {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]
+    },
     "provision": {
         "type": "permit",
         "period": {"start": "2026-11-20", "end": "2027-11-20"},
         "actor": [
             {
-                "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                "role": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "code": "IRCP",
+                        }
+                    ]
+                },
                 "reference": {"reference": "Organization/PARTNER_ORG_ID"},
             }
         ],
@@ -40,8 +53,15 @@ SERVICE_REQUEST: dict[str, Any] = {
     "resourceType": "ServiceRequest",
     "status": "active",
     "intent": "order",
-    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "871731000000106",
-                         "display": "Referral to social prescribing service"}]},
+    "code": {
+        "coding": [
+            {
+                "system": "http://snomed.info/sct",
+                "code": "871731000000106",
+                "display": "Referral to social prescribing service",
+            }
+        ]
+    },
     "subject": {"reference": "Patient/PATIENT_ID"},
     "requester": {"reference": "Organization/CLINIC_ORG_ID"},
     "performer": [{"reference": "HealthcareService/SERVICE_ID"}],
@@ -57,12 +77,18 @@ TRANSACTION: dict[str, Any] = {
         {
             "fullUrl": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b01",
             "resource": PATIENT,
-            "request": {"method": "POST", "url": "Patient",
-                        "ifNoneExist": "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"},
+            "request": {
+                "method": "POST",
+                "url": "Patient",
+                "ifNoneExist": "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009",
+            },
         },
         {
             "fullUrl": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b02",
-            "resource": {**CONSENT, "patient": {"reference": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b01"}},
+            "resource": {
+                **CONSENT,
+                "patient": {"reference": "urn:uuid:1d9c3c6e-0a4f-4a57-9d1c-1a0c1e7c2b01"},
+            },
             "request": {"method": "POST", "url": "Consent"},
         },
         {
@@ -120,20 +146,34 @@ TASK_ACCEPT: dict[str, Any] = {
 }
 
 CREATE_EXAMPLES: dict[str, Any] = {
-    "referral": {"summary": "A referral ServiceRequest (POST /fhir/ServiceRequest)", "value": SERVICE_REQUEST},
+    "referral": {
+        "summary": "A referral ServiceRequest (POST /fhir/ServiceRequest)",
+        "value": SERVICE_REQUEST,
+    },
     "patient": {"summary": "A Patient with an NHS number and a clinic number", "value": PATIENT},
     "consent": {"summary": "Consent permitting disclosure to one partner", "value": CONSENT},
     "assessment": {"summary": "A needs assessment QuestionnaireResponse", "value": QUESTIONNAIRE_RESPONSE},
     "questionnaire": {"summary": "A Questionnaire (admin)", "value": QUESTIONNAIRE},
 }
 UPDATE_EXAMPLES: dict[str, Any] = {
-    "accept": {"summary": "Partner accepts a referral Task (PUT /fhir/Task/{id} with If-Match)", "value": TASK_ACCEPT},
+    "accept": {
+        "summary": "Partner accepts a referral Task (PUT /fhir/Task/{id} with If-Match)",
+        "value": TASK_ACCEPT,
+    },
 }
 BUNDLE_EXAMPLES: dict[str, Any] = {
-    "referral-transaction": {"summary": "Patient + Consent + referral in one transaction", "value": TRANSACTION},
+    "referral-transaction": {
+        "summary": "Patient + Consent + referral in one transaction",
+        "value": TRANSACTION,
+    },
 }
 ERROR_EXAMPLE: dict[str, Any] = {
     "resourceType": "OperationOutcome",
-    "issue": [{"severity": "error", "code": "business-rule",
-               "diagnostics": "opt-in service requires an active permit Consent naming the partner"}],
+    "issue": [
+        {
+            "severity": "error",
+            "code": "business-rule",
+            "diagnostics": "opt-in service requires an active permit Consent naming the partner",
+        }
+    ],
 }

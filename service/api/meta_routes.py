@@ -27,9 +27,13 @@ def token_url(request: Request) -> str:
     return settings_of(request).fhir_base().removesuffix("/fhir") + "/auth/token"
 
 
-@router.get("/fhir/metadata", tags=["Conformance"], summary="CapabilityStatement", response_class=FhirResponse)
+@router.get(
+    "/fhir/metadata", tags=["Conformance"], summary="CapabilityStatement", response_class=FhirResponse
+)
 def metadata(request: Request) -> FhirResponse:
-    return FhirResponse(capability_statement(settings_of(request).fhir_base(), token_url(request), software_version()))
+    return FhirResponse(
+        capability_statement(settings_of(request).fhir_base(), token_url(request), software_version())
+    )
 
 
 @router.get("/fhir/.well-known/smart-configuration", tags=["Authentication"], summary="SMART configuration")
@@ -54,4 +58,6 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["Operations"], summary="Readiness: database reachable, migrations current")
 def readyz(request: Request) -> JSONResponse:
     ok, reason = database_of(request).ready()
-    return JSONResponse({"status": "ok" if ok else "unavailable", "detail": reason}, status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "detail": reason}, status_code=200 if ok else 503
+    )

@@ -28,6 +28,4 @@ def check(spec: str, key: str) -> None:
     if not _limiter.hit(item, key):
         reset = _limiter.get_window_stats(item, key).reset_time
         retry = max(1, int(reset - time.time()))
-        raise TooManyRequests(
-            f"Rate limit {spec} exceeded; retry later", headers={"Retry-After": str(retry)}
-        )
+        raise TooManyRequests(f"Rate limit {spec} exceeded; retry later", headers={"Retry-After": str(retry)})

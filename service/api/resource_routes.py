@@ -22,7 +22,9 @@ BodyDep = Annotated[Any, Depends(json_body)]
 IdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-\.]{1,64}$", description="Logical id")]
 Prefer = Annotated[str | None, Header(description="return=minimal | representation | OperationOutcome")]
 IfMatch = Annotated[str | None, Header(description='W/"<versionId>" for optimistic locking')]
-IfNoneExist = Annotated[str | None, Header(description="Conditional create: a search query, e.g. identifier=sys|val")]
+IfNoneExist = Annotated[
+    str | None, Header(description="Conditional create: a search query, e.g. identifier=sys|val")
+]
 
 _DOC_BODY = Body(openapi_examples=examples.CREATE_EXAMPLES, media_type="application/fhir+json")
 
@@ -40,16 +42,22 @@ def type_history(request: Request, caller: CallerDep, resource_type: ResourceTyp
 
 
 @router.get("/{resource_type}/{resource_id}", summary="read", response_class=FhirResponse)
-def read(request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath) -> FhirResponse:
+def read(
+    request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath
+) -> FhirResponse:
     result = run(request, caller, lambda ctx: interactions.read(ctx, _rt(resource_type), resource_id))
     return respond(result.status, result.body, stored=result.stored)
 
 
-@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", response_class=FhirResponse)
+@router.get(
+    "/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", response_class=FhirResponse
+)
 def vread(
     request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath, version_id: str
 ) -> FhirResponse:
-    result = run(request, caller, lambda ctx: interactions.vread(ctx, _rt(resource_type), resource_id, version_id))
+    result = run(
+        request, caller, lambda ctx: interactions.vread(ctx, _rt(resource_type), resource_id, version_id)
+    )
     return respond(result.status, result.body, stored=result.stored)
 
 
@@ -58,7 +66,9 @@ def vread(
     summary="create (conditional with If-None-Exist)",
     status_code=201,
     response_class=FhirResponse,
-    openapi_extra={"requestBody": {"content": {"application/fhir+json": {"examples": examples.CREATE_EXAMPLES}}}},
+    openapi_extra={
+        "requestBody": {"content": {"application/fhir+json": {"examples": examples.CREATE_EXAMPLES}}}
+    },
 )
 def create(
     request: Request,
@@ -80,7 +90,9 @@ def create(
     "/{resource_type}/{resource_id}",
     summary="update (If-Match for optimistic locking)",
     response_class=FhirResponse,
-    openapi_extra={"requestBody": {"content": {"application/fhir+json": {"examples": examples.UPDATE_EXAMPLES}}}},
+    openapi_extra={
+        "requestBody": {"content": {"application/fhir+json": {"examples": examples.UPDATE_EXAMPLES}}}
+    },
 )
 def update(
     request: Request,
@@ -96,7 +108,11 @@ def update(
     return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
 
 
-@router.put("/{resource_type}", summary="conditional update (by search, e.g. ?identifier=)", response_class=FhirResponse)
+@router.put(
+    "/{resource_type}",
+    summary="conditional update (by search, e.g. ?identifier=)",
+    response_class=FhirResponse,
+)
 def conditional_update(
     request: Request,
     caller: CallerDep,
@@ -111,15 +127,27 @@ def conditional_update(
     return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
 
 
-@router.delete("/{resource_type}/{resource_id}", summary="delete (soft; later reads answer 410)", status_code=204)
+@router.delete(
+    "/{resource_type}/{resource_id}", summary="delete (soft; later reads answer 410)", status_code=204
+)
 def delete(
-    request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath, if_match: IfMatch = None
+    request: Request,
+    caller: CallerDep,
+    resource_type: ResourceType,
+    resource_id: IdPath,
+    if_match: IfMatch = None,
 ) -> FhirResponse:
-    result = run(request, caller, lambda ctx: interactions.delete(ctx, _rt(resource_type), resource_id, if_match))
-    return FhirResponse(None, status_code=204, headers={"ETag": f'W/"{result.stored.version_id}"'} if result.stored else {})
+    result = run(
+        request, caller, lambda ctx: interactions.delete(ctx, _rt(resource_type), resource_id, if_match)
+    )
+    return FhirResponse(
+        None, status_code=204, headers={"ETag": f'W/"{result.stored.version_id}"'} if result.stored else {}
+    )
 
 
-@router.get("/{resource_type}/{resource_id}/_history", summary="instance history", response_class=FhirResponse)
+@router.get(
+    "/{resource_type}/{resource_id}/_history", summary="instance history", response_class=FhirResponse
+)
 def instance_history(
     request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath
 ) -> FhirResponse:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from service.errors import operation_outcome, Issue
+from service.errors import Issue, operation_outcome
 from service.storage.resources import Stored
 
 FHIR_JSON = "application/fhir+json"

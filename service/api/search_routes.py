@@ -38,9 +38,13 @@ def _strict(prefer: str | None) -> bool:
         "`Task?focus=ServiceRequest/{id}`. Paging links (`next`, `previous`) use an opaque `_cursor`."
     ),
 )
-def search_get(request: Request, caller: CallerDep, resource_type: ResourceType, prefer: PreferHandling = None) -> FhirResponse:
+def search_get(
+    request: Request, caller: CallerDep, resource_type: ResourceType, prefer: PreferHandling = None
+) -> FhirResponse:
     params = list(request.query_params.multi_items())
-    bundle = run(request, caller, lambda ctx: search.search(ctx, _rt(resource_type), params, strict=_strict(prefer)))
+    bundle = run(
+        request, caller, lambda ctx: search.search(ctx, _rt(resource_type), params, strict=_strict(prefer))
+    )
     return FhirResponse(bundle)
 
 
@@ -56,6 +60,9 @@ async def search_post(
         raise PayloadTooLarge("Search body too large")
     params = list(request.query_params.multi_items()) + parse_qsl(body.decode("utf-8", "replace"))
     bundle = await run_in_threadpool(
-        run, request, caller, lambda ctx: search.search(ctx, _rt(resource_type), params, strict=_strict(prefer))
+        run,
+        request,
+        caller,
+        lambda ctx: search.search(ctx, _rt(resource_type), params, strict=_strict(prefer)),
     )
     return FhirResponse(bundle)

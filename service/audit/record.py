@@ -34,7 +34,11 @@ ACTION = {
     "token": "E",
     "disclosure": "R",
 }
-_REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}
+_REST = {
+    "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+    "code": "rest",
+    "display": "RESTful Operation",
+}
 _INTERACTION = "http://hl7.org/fhir/restful-interaction"
 _DCM = "http://dicom.nema.org/resources/ontology/DCM"
 
@@ -68,7 +72,9 @@ def build_event(
         "role": [{"text": caller.role}],
     }
     if caller.organization_id:
-        agent["who"]["reference"] = caller.organization_ref if caller.organization_id != "wraparound" else None
+        agent["who"]["reference"] = (
+            caller.organization_ref if caller.organization_id != "wraparound" else None
+        )
         if agent["who"]["reference"] is None:
             del agent["who"]["reference"]
     if caller.jti:
@@ -88,14 +94,22 @@ def build_event(
             {
                 "what": {"reference": patient},
                 "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
-                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"},
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "1",
+                    "display": "Patient",
+                },
             }
         )
     if query is not None:
         entity.append(
             {
                 "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "24",
+                    "display": "Query",
+                },
                 "query": base64.b64encode(query.encode()).decode(),
             }
         )
@@ -135,6 +149,12 @@ def access(
 ) -> None:
     """Record a successful interaction in the interaction's own transaction."""
     event = build_event(
-        caller=ctx.caller, action=action, now=ctx.now, status=status, entities=entities, query=query, patients=patients
+        caller=ctx.caller,
+        action=action,
+        now=ctx.now,
+        status=status,
+        entities=entities,
+        query=query,
+        patients=patients,
     )
     write_event(ctx.conn, event, ctx.now)

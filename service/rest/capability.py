@@ -42,15 +42,26 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
                 if p.type == "reference" and (name in p.targets or not p.targets) and other in registry.TYPES
             ),
             "searchParam": [
-                {"name": p.name, "type": p.type, **({"definition": p.url} if p.url else {}),
-                 **({"documentation": p.description} if p.description else {})}
+                {
+                    "name": p.name,
+                    "type": p.type,
+                    **({"definition": p.url} if p.url else {}),
+                    **({"documentation": p.description} if p.description else {}),
+                }
                 for p in params.values()
                 if p.name not in _COMMON_SEARCH
             ]
             + [
-                {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
-                {"name": "_lastUpdated", "type": "date",
-                 "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
+                {
+                    "name": "_id",
+                    "type": "token",
+                    "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+                },
+                {
+                    "name": "_lastUpdated",
+                    "type": "date",
+                    "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+                },
             ],
         }
         if info.documentation:
@@ -65,8 +76,14 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
         "security": {
             "cors": False,
             "service": [
-                {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                             "code": "SMART-on-FHIR"}]}
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                            "code": "SMART-on-FHIR",
+                        }
+                    ]
+                }
             ],
             "description": "SMART Backend Services (client_credentials with a private_key_jwt assertion).",
             "extension": [

@@ -39,7 +39,9 @@ def create(ctx: Context, resource_type: str, body: Any, if_none_exist: str) -> R
     _lock(ctx, resource_type, params)
     matches = find(ctx, resource_type, params)
     if len(matches) > 1:
-        raise PreconditionFailed(f"If-None-Exist matched more than one {resource_type}; the criteria are not selective")
+        raise PreconditionFailed(
+            f"If-None-Exist matched more than one {resource_type}; the criteria are not selective"
+        )
     if matches:
         found = matches[0]
         return Result(200, found, found.content)
@@ -53,7 +55,9 @@ def update(
     policy.authorize(ctx.caller, resource_type, "update")
     params = [(k, v) for k, v in params if k not in ("_format", "_pretty")]
     if not params:
-        raise BadRequest("A conditional update needs search criteria in the URL, e.g. ?identifier=system|value")
+        raise BadRequest(
+            "A conditional update needs search criteria in the URL, e.g. ?identifier=system|value"
+        )
     _lock(ctx, resource_type, params)
     matches = find(ctx, resource_type, params)
     if len(matches) > 1:

@@ -40,16 +40,27 @@ def _parse(params: list[tuple[str, str]]) -> tuple[datetime | None, datetime | N
 
 
 def _bundle(
-    ctx: Context, path: str, versions: list[tuple[Stored, str]], total: int, params: list[tuple[str, str]], count: int, offset: int
+    ctx: Context,
+    path: str,
+    versions: list[tuple[Stored, str]],
+    total: int,
+    params: list[tuple[str, str]],
+    count: int,
+    offset: int,
 ) -> dict[str, Any]:
     entries = []
     for stored, method in versions:
         full = f"{ctx.base_url}/{stored.resource_type}/{stored.id}"
         entry: dict[str, Any] = {
             "fullUrl": full,
-            "request": {"method": method, "url": f"{stored.resource_type}/{stored.id}" if method != "POST" else stored.resource_type},
+            "request": {
+                "method": method,
+                "url": f"{stored.resource_type}/{stored.id}" if method != "POST" else stored.resource_type,
+            },
             "response": {
-                "status": {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}.get(method, "200 OK"),
+                "status": {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}.get(
+                    method, "200 OK"
+                ),
                 "etag": f'W/"{stored.version_id}"',
                 "lastModified": stored.last_updated.isoformat().replace("+00:00", "Z"),
             },
@@ -61,15 +72,25 @@ def _bundle(
     links = [{"relation": "self", "url": f"{ctx.base_url}/{path}?{urlencode(params)}".rstrip("?")}]
     if offset + count < total:
         links.append(
-            {"relation": "next", "url": f"{ctx.base_url}/{path}?{urlencode([*base_params, ('_offset', str(offset + count))])}"}
+            {
+                "relation": "next",
+                "url": f"{ctx.base_url}/{path}?{urlencode([*base_params, ('_offset', str(offset + count))])}",
+            }
         )
     if offset > 0:
         prev = max(0, offset - count)
-        links.append({"relation": "previous", "url": f"{ctx.base_url}/{path}?{urlencode([*base_params, ('_offset', str(prev))])}"})
+        links.append(
+            {
+                "relation": "previous",
+                "url": f"{ctx.base_url}/{path}?{urlencode([*base_params, ('_offset', str(prev))])}",
+            }
+        )
     return {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
 
 
-def instance(ctx: Context, resource_type: str, resource_id: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+def instance(
+    ctx: Context, resource_type: str, resource_id: str, params: list[tuple[str, str]]
+) -> dict[str, Any]:
     _require_type(resource_type, "history-instance")
     policy.authorize(ctx.caller, resource_type, "history-instance")
     current = ctx.store.current(resource_type, resource_id)
@@ -94,4 +115,3 @@ def type_(ctx: Context, resource_type: str, params: list[tuple[str, str]]) -> di
     )
     record.access(ctx, "history", [v for v, _ in versions])
     return _bundle(ctx, f"{resource_type}/_history", versions, total, params, count, offset)
-

@@ -75,15 +75,18 @@ def vread(ctx: Context, resource_type: str, resource_id: str, version: str) -> R
     return Result(200, stored, stored.content)
 
 
-def create(ctx: Context, resource_type: str, body: Any) -> Result:
+def create(ctx: Context, resource_type: str, body: Any, *, resource_id: str | None = None) -> Result:
+    # resource_id: an id the server chose in advance (transaction entries, http.html#trules).
     _require_type(resource_type, "create")
     policy.authorize(ctx.caller, resource_type, "create")
     resource = check_envelope(body, resource_type, None)
     resource.pop("id", None)  # server-assigned ids (http://hl7.org/fhir/R4/http.html#create)
-    return _create_checked(ctx, resource_type, resource)
+    return _create_checked(ctx, resource_type, resource, resource_id)
 
 
-def _create_checked(ctx: Context, resource_type: str, resource: dict[str, Any], resource_id: str | None = None) -> Result:
+def _create_checked(
+    ctx: Context, resource_type: str, resource: dict[str, Any], resource_id: str | None = None
+) -> Result:
     validate_write(ctx, resource_type, resource, None)
     stored = ctx.store.create(
         resource_type, resource, extract_index_rows(resource), now=ctx.now, resource_id=resource_id

@@ -46,7 +46,7 @@ def _encode(values: list[Any], direction: str) -> str:
 def _decode(cursor: str) -> tuple[str, list[Any]]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        values = []
+        values: list[Any] = []
         for v in data["v"]:
             if isinstance(v, list) and v[0] == "dt":
                 values.append(datetime.fromisoformat(v[1]))
@@ -114,8 +114,10 @@ def search(
     if query.unknown and strict:
         raise BadRequest(
             "Unknown or unsupported search parameters: " + ", ".join(query.unknown),
-            issues=[Issue(code="not-supported", diagnostics=f"Unknown or unsupported search parameter '{u}'")
-                    for u in query.unknown],
+            issues=[
+                Issue(code="not-supported", diagnostics=f"Unknown or unsupported search parameter '{u}'")
+                for u in query.unknown
+            ],
         )
     conditions = compile_filters(query, R, base_url=ctx.base_url, now=ctx.now)
     visible = search_condition(ctx.caller, resource_type, R.c.rid)
@@ -123,7 +125,9 @@ def search(
         conditions.append(visible)
     self_params = [(k, v) for k, v in params if k not in ("_cursor",)]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    want_total = query.total in (None, "accurate", "estimate") and query.cursor is None or query.summary == "count"
+    want_total = (
+        query.total in (None, "accurate", "estimate") and query.cursor is None
+    ) or query.summary == "count"
     if want_total:
         bundle["total"] = search_sql.count(ctx.conn, resource_type, conditions)
     links = [{"relation": "self", "url": _url(ctx, resource_type, params)}]
@@ -147,23 +151,41 @@ def search(
             rows, keys = rows[: query.count], keys[: query.count]
         matches = rows
         if rows and (has_more or before is not None):
-            links.append({"relation": "next", "url": _url(ctx, resource_type, [*self_params, ("_cursor", _encode(keys[-1], "after"))])})
+            links.append(
+                {
+                    "relation": "next",
+                    "url": _url(ctx, resource_type, [*self_params, ("_cursor", _encode(keys[-1], "after"))]),
+                }
+            )
         if rows and (query.cursor is not None and (after is not None or has_more)):
-            links.append({"relation": "previous", "url": _url(ctx, resource_type, [*self_params, ("_cursor", _encode(keys[0], "before"))])})
+            links.append(
+                {
+                    "relation": "previous",
+                    "url": _url(ctx, resource_type, [*self_params, ("_cursor", _encode(keys[0], "before"))]),
+                }
+            )
         for s in rows:
             entries.append(_entry(ctx, s, "match", query))
         for s in _includes(ctx, query, rows):
             entries.append(_entry(ctx, s, "include", query))
     if query.unknown:
         outcome = operation_outcome(
-            [Issue(code="not-supported", severity="warning",
-                   diagnostics=f"Search parameter '{u}' is not supported and was ignored") for u in query.unknown]
+            [
+                Issue(
+                    code="not-supported",
+                    severity="warning",
+                    diagnostics=f"Search parameter '{u}' is not supported and was ignored",
+                )
+                for u in query.unknown
+            ]
         )
         entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     bundle["link"] = links
     if entries:
         bundle["entry"] = entries
-    record.access(ctx, "search", [], query=f"{resource_type}?{urlencode(params)}", patients=_patients_of(matches))
+    record.access(
+        ctx, "search", [], query=f"{resource_type}?{urlencode(params)}", patients=_patients_of(matches)
+    )
     return bundle
 
 

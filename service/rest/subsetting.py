@@ -21,7 +21,9 @@ def summary_elements(resource_type: str) -> frozenset[str]:
     names = set(_ALWAYS)
     for name, field in model_class(resource_type).model_fields.items():
         extra = field.json_schema_extra
-        if isinstance(extra, dict) and (extra.get("summary_element_property") or extra.get("element_required")):
+        if isinstance(extra, dict) and (
+            extra.get("summary_element_property") or extra.get("element_required")
+        ):
             names.add(field.alias or name)
     return frozenset(names)
 
@@ -35,15 +37,14 @@ def _tagged(resource: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
 
 
 def subset(resource: dict[str, Any], summary: str | None, elements: list[str]) -> dict[str, Any]:
-    if summary in ("true",):
-        keep = summary_elements(resource["resourceType"])
-        return _tagged(resource, {k: v for k, v in resource.items() if k in keep})
-    if summary == "text":
-        keep = {"text", "status"} | _ALWAYS
-        return _tagged(resource, {k: v for k, v in resource.items() if k in keep})
     if summary == "data":
         return _tagged(resource, {k: v for k, v in resource.items() if k != "text"})
-    if elements:
-        keep = set(elements) | _ALWAYS
-        return _tagged(resource, {k: v for k, v in resource.items() if k in keep})
-    return resource
+    if summary == "true":
+        keep = summary_elements(resource["resourceType"])
+    elif summary == "text":
+        keep = frozenset({"text", "status"}) | _ALWAYS
+    elif elements:
+        keep = frozenset(elements) | _ALWAYS
+    else:
+        return resource
+    return _tagged(resource, {k: v for k, v in resource.items() if k in keep})

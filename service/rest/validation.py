@@ -37,18 +37,36 @@ def check_envelope(body: Any, resource_type: str, resource_id: str | None) -> di
     if actual != resource_type:
         raise BadRequest(
             f"resourceType '{actual}' does not match the URL's '{resource_type}'",
-            issues=[Issue(code="invalid", diagnostics="resourceType does not match the URL", expression=("resourceType",))],
+            issues=[
+                Issue(
+                    code="invalid",
+                    diagnostics="resourceType does not match the URL",
+                    expression=("resourceType",),
+                )
+            ],
         )
     if resource_id is not None:
         if "id" not in body:
             raise BadRequest(
                 "An update must carry the resource id",
-                issues=[Issue(code="required", diagnostics="Resource.id is missing", expression=(f"{resource_type}.id",))],
+                issues=[
+                    Issue(
+                        code="required",
+                        diagnostics="Resource.id is missing",
+                        expression=(f"{resource_type}.id",),
+                    )
+                ],
             )
         if body["id"] != resource_id:
             raise BadRequest(
                 f"Resource id '{body['id']}' does not match the URL's id '{resource_id}'",
-                issues=[Issue(code="invalid", diagnostics="id does not match the URL", expression=(f"{resource_type}.id",))],
+                issues=[
+                    Issue(
+                        code="invalid",
+                        diagnostics="id does not match the URL",
+                        expression=(f"{resource_type}.id",),
+                    )
+                ],
             )
     return body
 

@@ -73,8 +73,8 @@ def _value(param: SearchParam, modifier: str | None, raw: str) -> SearchValue:
 
 
 def _modifier_ok(param: SearchParam, modifier: str) -> bool:
-    if param.name == "_id":
-        return modifier == "not"
+    if not param.expression:  # _id and _lastUpdated are resource columns: always present
+        return param.name == "_id" and modifier == "not"
     if param.type == "reference" and modifier[:1].isupper():
         return modifier.isalpha() and (not param.targets or modifier in param.targets)
     return modifier == "missing" or modifier in _MODIFIERS.get(param.type, frozenset())

@@ -33,7 +33,9 @@ def revoke_reason(conn: Connection, organization_id: str, reason: str) -> list[i
 
 def has_access(conn: Connection, rid: int, organization_id: str) -> bool:
     return (
-        conn.execute(select(A.c.rid).where(A.c.rid == rid, A.c.organization_id == organization_id).limit(1)).first()
+        conn.execute(
+            select(A.c.rid).where(A.c.rid == rid, A.c.organization_id == organization_id).limit(1)
+        ).first()
         is not None
     )
 

@@ -46,7 +46,9 @@ def is_current(engine: Engine) -> bool:
 
 def pending_model_changes(engine: Engine) -> list[object]:
     """Differences between the models and the migrated schema (empty when in sync)."""
-    from service.storage.tables import SQLModel
+    from sqlmodel import SQLModel
+
+    import service.storage.tables  # noqa: F401  (registers the tables)
 
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})

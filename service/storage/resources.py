@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from service.errors import Conflict
-from service.storage.access import visible_condition
 from service.search.types import DateRow, IndexRow, NumberRow, ReferenceRow, StringRow, TokenRow, UriRow
+from service.storage.access import visible_condition
 from service.storage.tables import (
     IdxDate,
     IdxNumber,
@@ -182,7 +182,14 @@ class ResourceStore:
         doc = _stamp(content, rid_, 1, now)
         rid = self.conn.execute(
             insert(R)
-            .values(resource_type=resource_type, id=rid_, version_id=1, last_updated=now, deleted=False, content=doc)
+            .values(
+                resource_type=resource_type,
+                id=rid_,
+                version_id=1,
+                last_updated=now,
+                deleted=False,
+                content=doc,
+            )
             .returning(R.c.rid)
         ).scalar_one()
         self._history(rid, resource_type, rid_, 1, now, "POST", doc)
@@ -228,7 +235,13 @@ class ResourceStore:
     ) -> None:
         self.conn.execute(
             insert(H).values(
-                rid=rid, version_id=version, resource_type=rtype, id=rid_, last_updated=now, method=method, content=doc
+                rid=rid,
+                version_id=version,
+                resource_type=rtype,
+                id=rid_,
+                last_updated=now,
+                method=method,
+                content=doc,
             )
         )
 
@@ -264,6 +277,12 @@ def _index_values(row: IndexRow) -> tuple[Any, dict[str, Any]]:
             "version": row.version,
         }
     if isinstance(row, NumberRow):
-        return num, {"param": row.param, "value": row.value, "system": row.system, "code": row.code, "unit": row.unit}
+        return num, {
+            "param": row.param,
+            "value": row.value,
+            "system": row.system,
+            "code": row.code,
+            "unit": row.unit,
+        }
     assert isinstance(row, UriRow)
     return uri, {"param": row.param, "value": row.value}

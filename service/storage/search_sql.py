@@ -71,10 +71,7 @@ def page(
     """
     keys = [SortKey(expr, desc) for expr, desc in sort] + [SortKey(R.c.rid, False)]
     backwards = before is not None
-    if backwards:
-        keys_q = [SortKey(k.expr, not k.descending) for k in keys]
-    else:
-        keys_q = keys
+    keys_q = [SortKey(k.expr, not k.descending) for k in keys] if backwards else keys
     nulls_last = not backwards
     where = [R.c.resource_type == resource_type, R.c.deleted == false(), *conditions]
     if after is not None:
@@ -144,5 +141,3 @@ def referencing(
         select(*COLUMNS).where(R.c.rid.in_(sub), R.c.deleted == false(), *extra).order_by(R.c.rid)
     ).all()
     return [row_to_stored(r) for r in rows]
-
-

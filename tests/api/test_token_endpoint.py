@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -10,7 +11,6 @@ import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +35,7 @@ with warnings.catch_warnings():
 
 TOKEN_URL = "http://testserver/auth/token"
 ORG = "Organization/clinic-org"
+R = Resource.__table__  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +48,20 @@ def ec() -> ECKey:
     return ECKey.generate_key("P-384", parameters={"kid": "ec-1"})
 
 
-def _settings(tmp_path: Path, **overrides: Any) -> Settings:
+def _settings(database: Database, **overrides: Any) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path}/t.db",
-        base_url="http://testserver",
-        allow_private_endpoints=True,
-        **overrides,
+        database_url=database.url, base_url="http://testserver", allow_private_endpoints=True, **overrides
     )
 
 
+def _app(database: Database, **overrides: Any) -> TestClient:
+    # The conftest's database: SQLite by default, PostgreSQL with WRAPAROUND_TEST_DATABASE_URL.
+    return TestClient(create_app(_settings(database, **overrides), database=database))
+
+
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(_settings(tmp_path))) as client:
+def api(clean_database: Database) -> Iterator[TestClient]:
+    with _app(clean_database) as client:
         yield client
 
 
@@ -116,12 +119,13 @@ def _form(assertion: str, scope: str = "system/Task.rs", **extra: str) -> dict[s
 
 
 def _post(client: TestClient, form: dict[str, str]) -> Response:
-    return client.post("/auth/token", data=form)
+    response: Response = client.post("/auth/token", data=form)
+    return response
 
 
 def _audits(client: TestClient) -> list[dict[str, Any]]:
     with _db(client).transaction(write=False) as conn:
-        rows = conn.execute(select(Resource.content).where(Resource.resource_type == "AuditEvent")).all()  # type: ignore[call-overload]
+        rows = conn.execute(select(R.c.content).where(R.c.resource_type == "AuditEvent")).all()
     return [row[0] for row in rows if row[0] and row[0]["subtype"][0]["code"] == "110114"]
 
 
@@ -169,10 +173,9 @@ def test_signed_assertion_gets_a_working_token(
     assert body["access_token"] not in json.dumps(event)
 
 
-def test_rs512_only_when_enabled(tmp_path: Path, rsa: RSAKey) -> None:
+def test_rs512_only_when_enabled(clean_database: Database, rsa: RSAKey) -> None:
     for allow, status in ((False, 401), (True, 200)):
-        (tmp_path / str(allow)).mkdir()
-        with TestClient(create_app(_settings(tmp_path / str(allow), allow_rs512=allow))) as client:
+        with _app(clean_database, allow_rs512=allow) as client:
             client_id = _register(client, rsa)
             assert _post(client, _form(_assertion(rsa, "RS512", client_id))).status_code == status
 
@@ -182,7 +185,10 @@ def test_rs512_only_when_enabled(tmp_path: Path, rsa: RSAKey) -> None:
     [
         ({"grant_type": "authorization_code"}, "unsupported_grant_type"),
         ({"grant_type": ""}, "invalid_request"),
-        ({"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"}, "invalid_request"),
+        (
+            {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"},
+            "invalid_request",
+        ),
         ({"client_assertion": ""}, "invalid_request"),
         ({"scope": ""}, "invalid_scope"),
     ],
@@ -218,7 +224,9 @@ def test_wrong_content_type_and_repeated_parameter(api: TestClient, rsa: RSAKey)
 )
 def test_invalid_client_claims(api: TestClient, rsa: RSAKey, claims: dict[str, Any], reason: str) -> None:
     client_id = _register(api, rsa)
-    body = _assert_error(_post(api, _form(_assertion(rsa, "RS384", client_id, **claims))), 401, "invalid_client")
+    body = _assert_error(
+        _post(api, _form(_assertion(rsa, "RS384", client_id, **claims))), 401, "invalid_client"
+    )
     assert reason not in body["error_description"]  # the precise reason is for the audit only
     [event] = _audits(api)
     assert event["outcomeDesc"].startswith(reason)
@@ -245,7 +253,9 @@ def test_scope_outside_registration_is_invalid_scope(api: TestClient, rsa: RSAKe
     client_id = _register(api, rsa, scopes="system/Task.rs")
     assertion = _assertion(rsa, "RS384", client_id)
     _assert_error(_post(api, _form(assertion, scope="system/Patient.r")), 400, "invalid_scope")
-    _assert_error(_post(api, _form(_assertion(rsa, "RS384", client_id), scope="patient/*.read")), 400, "invalid_scope")
+    _assert_error(
+        _post(api, _form(_assertion(rsa, "RS384", client_id), scope="patient/*.read")), 400, "invalid_scope"
+    )
     events = _audits(api)
     assert [e["outcomeDesc"] for e in events] == ["scope-not-permitted", "scope-malformed"]
     # The client authenticated, so the refusal is attributed to it.
@@ -260,8 +270,8 @@ def test_client_id_parameter_must_match(api: TestClient, rsa: RSAKey) -> None:
     _assert_error(_post(api, form), 401, "invalid_client")
 
 
-def test_rate_limit_per_client(tmp_path: Path, rsa: RSAKey) -> None:
-    with TestClient(create_app(_settings(tmp_path, token_rate_limit="3/minute"))) as client:
+def test_rate_limit_per_client(clean_database: Database, rsa: RSAKey) -> None:
+    with _app(clean_database, token_rate_limit="3/minute") as client:
         client_id = _register(client, rsa)
         other = _register(client, rsa)
         statuses = [_post(client, _form(_assertion(rsa, "RS384", client_id))).status_code for _ in range(4)]
@@ -304,7 +314,9 @@ class _JwksHandler(BaseHTTPRequestHandler):
 
 
 def test_jwks_url_client_over_loopback(api: TestClient, ec: ECKey) -> None:
-    handler = type("Handler", (_JwksHandler,), {"jwks": json.dumps({"keys": [ec.as_dict(private=False)]}).encode()})
+    handler = type(
+        "Handler", (_JwksHandler,), {"jwks": json.dumps({"keys": [ec.as_dict(private=False)]}).encode()}
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -316,3 +328,17 @@ def test_jwks_url_client_over_loopback(api: TestClient, ec: ECKey) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_logs_hold_no_assertion_or_token(
+    api: TestClient, rsa: RSAKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    client_id = _register(api, rsa)
+    caplog.set_level(logging.DEBUG)
+    assertion = _assertion(rsa, "RS384", client_id)
+    token = _post(api, _form(assertion)).json()["access_token"]
+    _post(api, _form(assertion))  # replay: refused and logged
+    assert "token request refused" in caplog.text
+    assert assertion not in caplog.text
+    assert assertion.split(".")[1] not in caplog.text
+    assert token not in caplog.text

@@ -176,12 +176,23 @@ def test_unknown_parameters_and_modifiers_are_collected() -> None:
             ("authored:exact", "2024"),
             ("_has", "x"),
             ("subject:identifier", "x|y"),
+            ("_lastUpdated:missing", "true"),
+            ("_id:missing", "true"),
             ("_format", "json"),
             ("_pretty", "true"),
         ],
     )
     assert q.filters == []
-    assert q.unknown == ["foo", "status:in", "subject.name", "authored:exact", "_has", "subject:identifier"]
+    assert q.unknown == [
+        "foo",
+        "status:in",
+        "subject.name",
+        "authored:exact",
+        "_has",
+        "subject:identifier",
+        "_lastUpdated:missing",
+        "_id:missing",
+    ]
 
 
 def test_empty_values_are_ignored() -> None:

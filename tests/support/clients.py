@@ -30,7 +30,13 @@ def _key() -> ECKey:
 def assertion(client_id: str, token_url: str, key: ECKey | None = None, **claims: Any) -> str:
     key = key or _key()
     now = int(time.time())
-    payload = {"iss": client_id, "sub": client_id, "aud": token_url, "exp": now + 240, "jti": uuid.uuid4().hex}
+    payload = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "exp": now + 240,
+        "jti": uuid.uuid4().hex,
+    }
     payload.update(claims)
     return jwt.encode({"alg": "ES384", "typ": "JWT", "kid": key.kid}, payload, key, algorithms=["ES384"])
 
@@ -51,10 +57,14 @@ class Client:
     def get(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
         return self.http.get(url, headers=self._h(headers), **kw)
 
-    def post(self, url: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    def post(
+        self, url: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         return self.http.post(url, json=json, headers=self._h(headers), **kw)
 
-    def put(self, url: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    def put(
+        self, url: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         return self.http.put(url, json=json, headers=self._h(headers), **kw)
 
     def delete(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
@@ -72,7 +82,9 @@ class FhirClients:
         self.base_url = base_url
         self.token_url = f"{base_url}/auth/token"
 
-    def register(self, client_id: str, organization_id: str, role: str, scopes: str = "system/*.cruds") -> None:
+    def register(
+        self, client_id: str, organization_id: str, role: str, scopes: str = "system/*.cruds"
+    ) -> None:
         jwks = {"keys": [_key().as_dict(private=False)]}
         with self.db.transaction() as conn:
             register_client(

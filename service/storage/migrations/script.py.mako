@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel  # noqa: F401
+
 
 from service.storage.tables import UtcDateTime  # noqa: F401
 from alembic import op
