@@ -31,7 +31,14 @@ def serve(
         settings.port = port
     application = create_app(settings)
     application.state.run_worker = worker
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    # No uvicorn access log: request lines carry query strings (identifiers, NHS numbers).
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 @db_app.command("upgrade")

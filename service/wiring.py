@@ -10,3 +10,4 @@ from __future__ import annotations
 
 def wire() -> None:
     """Import the domain modules for their registrations (idempotent)."""
+    import service.assessment.responses  # noqa: F401

@@ -8,6 +8,7 @@ per worker; a PostgreSQL URL means one database per worker created beside it. Un
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +23,25 @@ from service.storage.database import Database
 from service.storage.engine import normalise_url
 from tests.support.clients import FhirClients
 from tests.support.live import LiveServer
+from tests.support.logscan import Collector, leaks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs() -> Iterator[None]:
+    """Issue 3: no token, assertion or NHS number appears in the logs of the whole run."""
+    collector = Collector()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(collector)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(collector)
+    root.setLevel(previous)
+    found = leaks(collector.lines)
+    assert not found, f"secrets or identifiers reached the logs: {found}"
 
 
 def _worker() -> str:

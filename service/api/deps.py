@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from auth.tokens import hash_token
 from service.access.caller import Caller
@@ -42,14 +43,23 @@ def _unauthenticated(message: str) -> Unauthenticated:
     )
 
 
-def get_caller(request: Request) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+# Declared as a security scheme so /docs offers "Authorize" for pasting an access token.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="SMART access token",
+    description="An access token from POST /auth/token (SMART Backend Services client_credentials).",
+)
+
+
+def get_caller(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
+) -> Caller:
+    token = credentials.credentials.strip() if credentials else ""
+    if not token:
         raise Unauthenticated(
             "A bearer access token is required", headers={"WWW-Authenticate": 'Bearer realm="wraparound"'}
         )
-    token_hash = hash_token(token.strip())
+    token_hash = hash_token(token)
     with database_of(request).transaction(write=False) as conn:
         row = find_token(conn, token_hash)
     if row is None:

@@ -14,6 +14,7 @@ from joserfc.jwk import ECKey
 
 from service.clients import register_client
 from service.storage.database import Database
+from tests.support.logscan import SECRETS
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 
@@ -109,7 +110,9 @@ class FhirClients:
             },
         )
         assert response.status_code == 200, response.text
-        return str(response.json()["access_token"])
+        token = str(response.json()["access_token"])
+        SECRETS.append(token)
+        return token
 
     def client(
         self,

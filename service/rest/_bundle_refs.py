@@ -1,0 +1,94 @@
+"""References between the entries of a Bundle (http://hl7.org/fhir/R4/bundle.html#references).
+
+A transaction's POST entries are given their ids before any entry runs, so every
+``fullUrl`` (``urn:uuid:``, ``urn:oid:`` or an absolute URL) maps to the new
+``Type/id`` and references between new resources resolve whatever the order.
+Conditional references (``Patient?identifier=sys|val``) are searched and must match
+exactly one resource the caller may see (http://hl7.org/fhir/R4/http.html#trules).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from service.access import policy
+from service.errors import BadRequest, Issue, PreconditionFailed
+from service.rest.context import Context
+from service.rest.interactions import _require_type
+from service.rest.search import find
+
+PLACEHOLDERS = ("urn:uuid:", "urn:oid:")
+_CONDITIONAL = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
+
+
+def rewrite(
+    ctx: Context, resource: dict[str, Any], mapping: dict[str, str], *, strict: bool
+) -> dict[str, Any]:
+    """A copy of ``resource`` with every ``reference`` resolved.
+
+    ``strict`` (transactions): a ``urn:`` reference that names no entry is an error,
+    since it could never resolve once stored. Batches leave such references alone.
+    """
+    resolved: dict[str, str] = {}
+
+    def ref(value: str) -> str:
+        if value in mapping:
+            return mapping[value]
+        if value.startswith(PLACEHOLDERS):
+            if strict:
+                raise BadRequest(
+                    f"Reference '{value}' names no entry of this transaction",
+                    issues=[
+                        Issue(
+                            code="not-found", diagnostics=f"Reference '{value}' names no entry of this Bundle"
+                        )
+                    ],
+                )
+            return value
+        match = _CONDITIONAL.match(value)
+        if match is None:
+            return value
+        if value not in resolved:
+            resolved[value] = _resolve_conditional(ctx, match.group(1), match.group(2))
+        return resolved[value]
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, item in node.items():
+                out[key] = ref(item) if key == "reference" and isinstance(item, str) else walk(item)
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    result: dict[str, Any] = walk(resource)
+    return result
+
+
+def rewrite_url(url: str, mapping: dict[str, str]) -> str:
+    """Placeholders inside an entry's request URL (e.g. ``Consent?patient=urn:uuid:...``)."""
+    if "?" not in url:
+        return mapping.get(url, url)
+    path, _, query = url.partition("?")
+    for placeholder, target in mapping.items():
+        query = query.replace(placeholder, target)
+    return f"{path}?{query}"
+
+
+def _resolve_conditional(ctx: Context, resource_type: str, query: str) -> str:
+    _require_type(resource_type, "search-type")
+    policy.authorize(ctx.caller, resource_type, "search-type")
+    params = parse_qsl(query, keep_blank_values=False)
+    if not params:
+        raise BadRequest(f"A conditional reference to {resource_type} has no search criteria")
+    matches = find(ctx, resource_type, params)
+    if len(matches) != 1:
+        found = "no" if not matches else "more than one"
+        # The criteria are not echoed: they usually carry identifiers (NHS numbers).
+        raise PreconditionFailed(
+            f"A conditional reference matched {found} {resource_type}; it must match exactly one"
+        )
+    return f"{resource_type}/{matches[0].id}"

@@ -1,0 +1,359 @@
+"""Batch and transaction Bundles POSTed to the base (http://hl7.org/fhir/R4/http.html#transaction).
+
+Every entry runs through the same interaction functions as a single request, so
+scopes, roles, visibility, validation rules, hooks and audit apply per entry.
+A transaction runs inside the request's one database transaction: the first failing
+entry raises and everything rolls back. A batch gives each entry a SAVEPOINT, so a
+failing entry undoes only itself and reports its error in its response entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl
+
+from service.access import policy
+from service.audit import record
+from service.errors import (
+    BadRequest,
+    FhirError,
+    Issue,
+    NotFound,
+    NotSupported,
+    PayloadTooLarge,
+    PreconditionFailed,
+)
+from service.errors import operation_outcome as outcome_of
+from service.rest import _bundle_refs, conditional, history, interactions
+from service.rest.context import Context
+from service.rest.interactions import Result, _require_type
+from service.rest.search import find, search
+from service.storage.resources import Stored, new_id
+
+MAX_ENTRIES = 1000
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+# Processing order for transactions (http://hl7.org/fhir/R4/http.html#trules); batches use it too.
+_RANK = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+_ACTION = {
+    "GET": "read",
+    "HEAD": "read",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "update",
+    "DELETE": "delete",
+}
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    url: str  # relative to the base, e.g. "Patient/1" or "Patient?identifier=..."
+    resource: dict[str, Any] | None
+    full_url: str | None
+    if_none_exist: str | None
+    if_match: str | None
+
+    @property
+    def path(self) -> list[str]:
+        return [p for p in self.url.partition("?")[0].split("/") if p]
+
+    @property
+    def params(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.url.partition("?")[2], keep_blank_values=True)
+
+
+def process(ctx: Context, body: Any, *, prefer: str | None = None) -> dict[str, Any]:
+    kind, raw = _envelope(body)
+    parsed = [_parse(ctx, i, e) for i, e in enumerate(raw)]
+    if kind == "transaction":
+        ctx.in_transaction = True
+        entries = [p if isinstance(p, Entry) else _fail(i, p) for i, p in enumerate(parsed)]
+        outcomes: list[Result | FhirError] = list(_transaction(ctx, entries))
+    else:
+        outcomes = _batch(ctx, parsed)
+    record.access(ctx, kind, [])
+    methods = [p.method if isinstance(p, Entry) else "GET" for p in parsed]
+    return {
+        "resourceType": "Bundle",
+        "type": f"{kind}-response",
+        "entry": [_response(ctx, o, m, _preference(prefer)) for o, m in zip(outcomes, methods, strict=True)],
+    }
+
+
+def _envelope(body: Any) -> tuple[str, list[Any]]:
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise BadRequest("POST to the base takes a Bundle of type 'transaction' or 'batch'")
+    kind = body.get("type")
+    if kind not in ("transaction", "batch"):
+        raise BadRequest(
+            f"Bundle.type must be 'transaction' or 'batch', not '{kind}'",
+            issues=[
+                Issue(
+                    code="invalid",
+                    diagnostics="Bundle.type must be transaction or batch",
+                    expression=("Bundle.type",),
+                )
+            ],
+        )
+    entries = body.get("entry", [])
+    if not isinstance(entries, list):
+        raise BadRequest(
+            "Bundle.entry must be an array",
+            issues=[Issue("structure", "Bundle.entry must be an array", expression=("Bundle.entry",))],
+        )
+    if len(entries) > MAX_ENTRIES:
+        raise PayloadTooLarge(f"A {kind} may hold at most {MAX_ENTRIES} entries; split it")
+    return str(kind), entries
+
+
+def _parse(ctx: Context, index: int, raw: Any) -> Entry | FhirError:
+    where = f"Bundle.entry[{index}]"
+
+    def bad(what: str, path: str) -> BadRequest:
+        return BadRequest(
+            f"{where}: {what}", issues=[Issue("required", what, expression=(f"{where}{path}",))]
+        )
+
+    request = raw.get("request") if isinstance(raw, dict) else None
+    if not isinstance(request, dict):
+        return bad("every entry needs a request", ".request")
+    method, url = request.get("method"), request.get("url")
+    if method not in METHODS:
+        return bad("request.method must be GET, POST, PUT or DELETE", ".request.method")
+    if not isinstance(url, str) or not url.strip():
+        return bad("request.url is required", ".request.url")
+    url = url.strip()
+    if url.startswith(("http://", "https://")):
+        if not url.startswith(ctx.base_url + "/"):
+            return bad("request.url must be relative to this server's base", ".request.url")
+        url = url[len(ctx.base_url) + 1 :]
+    resource = raw.get("resource")
+    if method in ("POST", "PUT") and not isinstance(resource, dict):
+        return bad(f"a {method} entry needs a resource", ".resource")
+    full_url = raw.get("fullUrl")
+    return Entry(
+        index,
+        str(method),
+        url.lstrip("/"),
+        resource if isinstance(resource, dict) else None,
+        full_url if isinstance(full_url, str) and full_url else None,
+        _text(request.get("ifNoneExist")),
+        _text(request.get("ifMatch")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _transaction(ctx: Context, entries: list[Entry]) -> list[Result]:
+    _check_distinct(entries)
+    order = sorted(entries, key=lambda e: _RANK[e.method])
+    results: dict[int, Result] = {}
+    for entry in (e for e in order if e.method == "DELETE"):
+        with _naming(entry):
+            results[entry.index] = _execute(ctx, entry)
+    # Ids are settled after the deletes, so If-None-Exist sees their effect, and before
+    # any resource is written, so references between new resources resolve in any order.
+    mapping: dict[str, str] = {}
+    assigned: dict[int, str] = {}
+    for entry in (e for e in order if e.method == "POST"):
+        found = None
+        if entry.if_none_exist:
+            with _naming(entry):
+                found = _existing(ctx, entry)
+        if found is not None:
+            results[entry.index] = Result(200, found, found.content)
+        else:
+            assigned[entry.index] = new_id()
+        if entry.full_url and entry.path:
+            mapping[entry.full_url] = f"{entry.path[0]}/{found.id if found else assigned[entry.index]}"
+    for entry in order:
+        if entry.method == "PUT" and entry.full_url and len(entry.path) == 2:
+            mapping[entry.full_url] = "/".join(entry.path)
+    for entry in order:
+        if entry.index in results:
+            continue
+        with _naming(entry):
+            entry.url = _bundle_refs.rewrite_url(entry.url, mapping)
+            if entry.resource is not None:
+                entry.resource = _bundle_refs.rewrite(ctx, entry.resource, mapping, strict=True)
+            results[entry.index] = _execute(ctx, entry, assigned.get(entry.index))
+    return [results[e.index] for e in entries]
+
+
+def _batch(ctx: Context, parsed: list[Entry | FhirError]) -> list[Result | FhirError]:
+    outcomes: dict[int, Result | FhirError] = {}
+    entries: list[Entry] = []
+    for i, item in enumerate(parsed):
+        if isinstance(item, Entry):
+            entries.append(item)
+        else:
+            outcomes[i] = item
+    for entry in sorted(entries, key=lambda e: _RANK[e.method]):
+        i = entry.index
+        try:
+            with ctx.conn.begin_nested():
+                if entry.resource is not None:
+                    entry.resource = _bundle_refs.rewrite(ctx, entry.resource, {}, strict=False)
+                outcomes[i] = _execute(ctx, entry)
+        except FhirError as exc:
+            outcomes[i] = exc
+            event = record.build_event(
+                caller=ctx.caller,
+                action=_ACTION[entry.method],
+                now=ctx.now,
+                status=exc.status,
+                description=f"Bundle.entry[{i}]: {exc.diagnostics}",
+            )
+            record.write_event(ctx.conn, event, ctx.now)
+    return [outcomes[i] for i in range(len(parsed))]
+
+
+def _check_distinct(entries: list[Entry]) -> None:
+    # Two entries naming the same resource make the outcome order-dependent (http.html#trules).
+    seen: dict[str, int] = {}
+    for entry in entries:
+        keys = []
+        if entry.method in ("PUT", "PATCH", "DELETE"):
+            keys.append(entry.url)
+        if entry.full_url:
+            keys.append(entry.full_url)
+        for key in keys:
+            if key in seen:
+                _fail(
+                    entry.index,
+                    BadRequest(f"Entries {seen[key]} and {entry.index} identify the same resource"),
+                )
+            seen[key] = entry.index
+
+
+@contextmanager
+def _naming(entry: Entry) -> Iterator[None]:
+    try:
+        yield
+    except FhirError as exc:
+        _fail(entry.index, exc)
+
+
+def _fail(index: int, exc: FhirError) -> NoReturn:
+    """Re-raise with the failing entry named, keeping the entry's own status."""
+    where = f"Bundle.entry[{index}]"
+    issues = [
+        Issue(i.code, i.diagnostics, i.severity, (where, *(_within(where, x) for x in i.expression)))
+        for i in exc.outcome_issues()
+    ]
+    message = exc.diagnostics if exc.diagnostics.startswith(where) else f"{where}: {exc.diagnostics}"
+    raise type(exc)(message, issues=issues) from exc
+
+
+def _within(where: str, expression: str) -> str:
+    head, dot, rest = expression.partition(".")
+    if expression.startswith("Bundle.") or not head[:1].isupper():
+        return expression
+    return f"{where}.resource" + (f".{rest}" if dot else "")
+
+
+def _existing(ctx: Context, entry: Entry) -> Stored | None:
+    """Conditional create's search (http.html#ccreate), run before ids are handed out."""
+    rtype = entry.path[0] if len(entry.path) == 1 else ""
+    _require_type(rtype, "create")
+    policy.authorize(ctx.caller, rtype, "create")
+    params = conditional._criteria(entry.if_none_exist or "")
+    conditional._lock(ctx, rtype, params)
+    matches = find(ctx, rtype, params)
+    if len(matches) > 1:
+        raise PreconditionFailed(
+            f"If-None-Exist matched more than one {rtype}; the criteria are not selective"
+        )
+    return matches[0] if matches else None
+
+
+def _execute(ctx: Context, entry: Entry, resource_id: str | None = None) -> Result:
+    path, method = entry.path, entry.method
+    if not path:
+        raise BadRequest("request.url must name a resource type")
+    rtype = path[0]
+    if method in ("GET", "HEAD"):
+        if len(path) == 1:
+            return Result(200, None, search(ctx, rtype, entry.params))
+        if len(path) == 2:
+            return interactions.read(ctx, rtype, path[1])
+        if len(path) == 3 and path[2] == "_history":
+            return Result(200, None, history.instance(ctx, rtype, path[1], entry.params))
+        if len(path) == 4 and path[2] == "_history":
+            return interactions.vread(ctx, rtype, path[1], path[3])
+    elif method == "POST" and len(path) == 1:
+        if entry.if_none_exist and resource_id is None:
+            return conditional.create(ctx, rtype, entry.resource, entry.if_none_exist)
+        return interactions.create(ctx, rtype, entry.resource, resource_id=resource_id)
+    elif method == "PUT" and len(path) == 2:
+        return interactions.update(ctx, rtype, path[1], entry.resource, entry.if_match)
+    elif method == "PUT" and len(path) == 1 and "?" in entry.url:
+        return conditional.update(ctx, rtype, entry.params, entry.resource, entry.if_match)
+    elif method == "DELETE" and len(path) == 2:
+        return interactions.delete(ctx, rtype, path[1], entry.if_match)
+    elif method == "DELETE" and len(path) == 1 and "?" in entry.url:
+        return _conditional_delete(ctx, entry)
+    elif method == "PATCH":
+        raise NotSupported("PATCH is not supported in batch or transaction entries")
+    raise BadRequest(
+        f"{method} {'/'.join(path[:1])}... is not an interaction this server supports in a Bundle"
+    )
+
+
+def _conditional_delete(ctx: Context, entry: Entry) -> Result:
+    rtype = entry.path[0]
+    _require_type(rtype, "delete")
+    policy.authorize(ctx.caller, rtype, "delete")
+    matches = find(ctx, rtype, entry.params)
+    if not matches:
+        raise NotFound(f"The conditional delete matched no {rtype}")
+    if len(matches) > 1:
+        raise PreconditionFailed(f"The conditional delete matched more than one {rtype}")
+    return interactions.delete(ctx, rtype, matches[0].id, entry.if_match)
+
+
+def _preference(prefer: str | None) -> str:
+    for part in (prefer or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip() == "return":
+            return value.strip().strip('"')
+    return "representation"
+
+
+def _response(ctx: Context, outcome: Result | FhirError, method: str, prefer: str) -> dict[str, Any]:
+    if isinstance(outcome, FhirError):
+        status = f"{outcome.status} {HTTPStatus(outcome.status).phrase}"
+        return {"response": {"status": status, "outcome": outcome.outcome()}}
+    response: dict[str, Any] = {"status": f"{outcome.status} {HTTPStatus(outcome.status).phrase}"}
+    entry: dict[str, Any] = {}
+    stored = outcome.stored
+    if stored is not None:
+        if not stored.deleted:
+            entry["fullUrl"] = f"{ctx.base_url}/{stored.resource_type}/{stored.id}"
+        if method in ("POST", "PUT"):
+            response["location"] = f"{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
+        response["etag"] = f'W/"{stored.version_id}"'
+        response["lastModified"] = _instant(stored)
+    body = outcome.body
+    if body is not None and method != "HEAD":
+        if method == "GET" or prefer == "representation":
+            entry["resource"] = body
+        elif prefer == "OperationOutcome":
+            done = Issue("informational", f"Done: HTTP {outcome.status}", "information")
+            response["outcome"] = outcome_of([done])
+    entry["response"] = response
+    return entry
+
+
+def _instant(stored: Stored) -> str:
+    meta = (stored.content or {}).get("meta") or {}
+    if isinstance(meta.get("lastUpdated"), str):
+        return str(meta["lastUpdated"])
+    return stored.last_updated.isoformat(timespec="milliseconds").replace("+00:00", "Z")
