@@ -6,11 +6,14 @@ from pathlib import Path
 
 import typer
 
+from service.cli_directory import demo, directory_app
 from service.settings import get_settings
 
 app = typer.Typer(help="Wraparound FHIR referral hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(directory_app, name="directory")
+app.command("demo")(demo)
 
 
 @app.command()

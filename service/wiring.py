@@ -10,4 +10,5 @@ from __future__ import annotations
 
 def wire() -> None:
     """Import the domain modules for their registrations (idempotent)."""
-    import service.assessment.responses  # noqa: F401
+    import service.assessment.responses
+    import service.referrals.workflow  # noqa: F401

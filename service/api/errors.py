@@ -31,8 +31,10 @@ async def http_error(_request: Request, exc: Exception) -> FhirResponse:
 async def validation_error(_request: Request, exc: Exception) -> FhirResponse:
     assert isinstance(exc, RequestValidationError)
     if any(tuple(err.get("loc", ())) == ("path", "resource_type") for err in exc.errors()):
-        # An unsupported resource type is "not found" (http://hl7.org/fhir/R4/http.html#read), not a bad request.
-        outcome = operation_outcome([Issue(code="not-found", diagnostics="Resource type is not supported by this server")])
+        # An unsupported type is "not found" (http://hl7.org/fhir/R4/http.html#read), not a bad request.
+        outcome = operation_outcome(
+            [Issue(code="not-found", diagnostics="Resource type is not supported by this server")]
+        )
         return FhirResponse(outcome, status_code=404)
     issues = []
     for err in exc.errors():

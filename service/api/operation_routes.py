@@ -34,8 +34,9 @@ def suggest_referrals(
     caller: CallerDep,
     resource_id: IdPath,
     body: Annotated[Any, Depends(optional_body)],
-    area: Annotated[str | None, Query(description="place name or Location reference to filter coverageArea")] = None,
+    area: Annotated[str | None, Query(description="place name or Location reference (coverageArea)")] = None,
 ) -> FhirResponse:
     wanted = assessment_operations.area_from(body, area)
-    result = run(request, caller, lambda ctx: assessment_operations.suggest_referrals(ctx, resource_id, wanted))
-    return FhirResponse(result)
+    return FhirResponse(
+        run(request, caller, lambda ctx: assessment_operations.suggest_referrals(ctx, resource_id, wanted))
+    )

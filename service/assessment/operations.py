@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_profiles import NEED_SYSTEM, NEED_TO_SERVICE_CATEGORY_URL, NEED_URGENCY_SYSTEM, SERVICE_CATEGORY_SYSTEM
+from fhir_profiles import (
+    NEED_SYSTEM,
+    NEED_TO_SERVICE_CATEGORY_URL,
+    NEED_URGENCY_SYSTEM,
+    SERVICE_CATEGORY_SYSTEM,
+)
 from service.access import policy
 from service.assessment import canonical
 from service.assessment.suggest import Need, Suggestion, identified_needs, match_services
@@ -24,10 +29,7 @@ from service.audit import record
 from service.errors import BadRequest, Issue, NotFound
 from service.rest import capability, interactions
 from service.rest.context import Context
-from service.search.compile import compile_filters
-from service.search.parse import parse_search
-from service.storage import search_sql
-from service.storage.resources import R
+from service.rest.search import find
 
 NAME = "suggest-referrals"
 DEFINITION = "https://wraparound.org.uk/fhir/OperationDefinition/suggest-referrals"
@@ -44,7 +46,7 @@ def area_from(body: Any, query_area: str | None) -> str | None:
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise BadRequest(
             "The request body must be a Parameters resource",
-            issues=[Issue(code="structure", diagnostics="expected a Parameters resource", expression=("Parameters",))],
+            issues=[Issue(code="structure", diagnostics="expected a Parameters resource")],
         )
     for i, param in enumerate(body.get("parameter", [])):
         if not isinstance(param, dict) or param.get("name") != "area":
@@ -74,7 +76,7 @@ def suggest_referrals(ctx: Context, qr_id: str, area: str | None = None) -> dict
     services = _services(ctx, _categories(concept_map, needs))
     if area:
         places = _places(ctx, area)
-        services = [s for s in services if _covers(s, places)]
+        services = [s for s in services if _covers(ctx, s, places)]
     suggestions = match_services(needs, services, concept_map)
     by_ref = {f"HealthcareService/{s['id']}": s for s in services}
     need_names = canonical.code_displays(ctx.conn, NEED_SYSTEM)
@@ -109,9 +111,7 @@ def _services(ctx: Context, categories: set[str]) -> list[dict[str, Any]]:
     if not categories:
         return []
     value = ",".join(f"{SERVICE_CATEGORY_SYSTEM}|{c}" for c in sorted(categories))
-    query = parse_search("HealthcareService", [("service-category", value)])
-    conditions = compile_filters(query, R, base_url=ctx.base_url, now=ctx.now)
-    rows, _ = search_sql.page(ctx.conn, "HealthcareService", conditions, [], limit=_MAX_SERVICES)
+    rows = find(ctx, "HealthcareService", [("service-category", value)], limit=_MAX_SERVICES)
     return [s.content for s in rows if s.content is not None]
 
 
@@ -141,15 +141,19 @@ def _places(ctx: Context, area: str) -> set[str]:
     return places
 
 
-def _covers(service: dict[str, Any], places: set[str]) -> bool:
+def _covers(ctx: Context, service: dict[str, Any], places: set[str]) -> bool:
     areas = service.get("coverageArea") or []
     if not areas:
         return True
     for area in areas:
         ref, display = area.get("reference"), area.get("display")
-        if isinstance(ref, str) and ref.lower() in places:
-            return True
-        if isinstance(display, str) and display.strip().lower() in places:
+        names = {display.strip().lower()} if isinstance(display, str) else set()
+        if isinstance(ref, str) and ref.startswith("Location/"):
+            names.add(ref.lower())
+            location = ctx.store.current("Location", ref.removeprefix("Location/"))
+            if location is not None and location.content is not None:
+                names |= _names_of(location.content)
+        if names & places:
             return True
     return False
 
@@ -162,9 +166,11 @@ def _coding(system: str, code: str, names: dict[str, str]) -> dict[str, str]:
 
 
 def _need_part(need: Need, need_names: dict[str, str], urgency_names: dict[str, str]) -> dict[str, Any]:
-    part: list[dict[str, Any]] = [{"name": "code", "valueCoding": _coding(NEED_SYSTEM, need.code, need_names)}]
+    code = _coding(NEED_SYSTEM, need.code, need_names)
+    part: list[dict[str, Any]] = [{"name": "code", "valueCoding": code}]
     if need.urgency is not None:
-        part.append({"name": "urgency", "valueCoding": _coding(NEED_URGENCY_SYSTEM, need.urgency, urgency_names)})
+        urgency = _coding(NEED_URGENCY_SYSTEM, need.urgency, urgency_names)
+        part.append({"name": "urgency", "valueCoding": urgency})
     if need.has_help is not None:
         part.append({"name": "hasHelp", "valueBoolean": need.has_help})
     if need.wants_referral is not None:

@@ -48,9 +48,11 @@ def _is_canonical(value: str) -> bool:
 def check_response(ctx: Context, new: dict[str, Any], old: Stored | None) -> list[Issue]:
     target = new.get("questionnaire")
     if not isinstance(target, str) or not target:
-        return [_issue("required", "QuestionnaireResponse.questionnaire (a canonical url|version) is required", _WHERE)]
+        message = "QuestionnaireResponse.questionnaire (a canonical url|version) is required"
+        return [_issue("required", message, _WHERE)]
     if not _is_canonical(target):
-        return [_issue("value", f"questionnaire '{target}' is not a canonical URL (expected url|version)", _WHERE)]
+        message = f"questionnaire '{target}' is not a canonical URL (expected url|version)"
+        return [_issue("value", message, _WHERE)]
     found = canonical.resolve(ctx.conn, "Questionnaire", target)
     if found is None or found.content is None:
         return [_issue("not-found", f"Questionnaire '{target}' is not known to this server", _WHERE)]

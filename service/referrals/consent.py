@@ -17,6 +17,10 @@ Choices made here (a referral carries HIV-related data, so the hub fails closed)
   (e.g. CST custodian, AUT author) are not a disclosure to that party. A provision with no actors applies
   to everyone; one whose actors all fail to match does not apply.
 - Sibling provisions that both match: deny wins. Across Consents: any applicable deny wins.
+- A root provision without `type` (4 of the 5 R4 Consent examples) is accepted with a warning; its type is
+  inferred from `policyRule` (v3 ActCode OPTIN -> permit, OPTOUT -> deny, the only two codes that say
+  so plainly); with any other policyRule the Consent decides nothing. A missing provision is read as an
+  empty root provision the same way (an OPTOUT Consent with no provision denies everyone).
 - Opt-in services need a permit that *names* the partner (in the deciding provision or an ancestor);
   a blanket permit with no actors is not enough. Opt-out services are allowed unless something denies.
 - Period bounds use their precision (R4 Period: "the end value includes any matching date/time"), so a
@@ -39,6 +43,7 @@ Verdict = Literal["permit", "deny"]
 
 V3_PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 _V3_PARTICIPATION_SYSTEMS = frozenset({V3_PARTICIPATION_TYPE, "http://hl7.org/fhir/v3/ParticipationType"})
+_V3_ACT_CODE = frozenset({"http://terminology.hl7.org/CodeSystem/v3-ActCode", "http://hl7.org/fhir/v3/ActCode"})
 RECIPIENT_ROLE_CODES = frozenset({"IRCP", "PRCP", "REFT"})
 CONSENT_STATUSES = frozenset({"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"})
 _DATA_RESTRICTIONS = ("securityLabel", "class", "code", "dataPeriod", "data")
@@ -135,9 +140,9 @@ def consent_issues(consent: dict[str, Any]) -> list[Issue]:
     """Structural problems with a Consent submitted to the hub (beyond what the R4 model checks).
 
     Hub rules stricter than R4: `patient` is required (R4's ppc-2..5 invariants compare the scope system
-    with the placeholder 'something', so they never fire); the root provision must carry `type`, as the
-    hub cannot evaluate a Consent without one (R4's own definition of `type` is contradicted by its
-    examples, e.g. consent-example-notOrg); every actor needs a literal reference.
+    with the placeholder 'something', so they never fire); every actor needs a literal reference; nested
+    provisions need `type`. A root provision without `type` is only a warning: R4's own examples omit it
+    (all but consent-example-notOrg), and evaluation infers it from `policyRule` (see the module notes).
     """
     issues: list[Issue] = []
     status = consent.get("status")
@@ -156,17 +161,34 @@ def consent_issues(consent: dict[str, Any]) -> list[Issue]:
     if not consent.get("policy") and not consent.get("policyRule"):
         issues.append(_issue("invariant", "ppc-1: a Consent needs a policy or a policyRule", "Consent"))
     root = consent.get("provision")
-    if not isinstance(root, dict):
+    if not isinstance(root, dict) or root.get("type") is None:
+        inferred = inferred_root_type(consent)
         issues.append(
-            _issue(
-                "required",
-                "Consent.provision.type (permit or deny) is required by the hub",
-                "Consent.provision.type",
+            Issue(
+                code="required",
+                severity="warning",
+                diagnostics=(
+                    "Consent.provision.type is missing: the hub reads it as "
+                    + (f"{inferred!r} from policyRule" if inferred else "not applicable to referrals")
+                ),
+                expression=("Consent.provision.type",),
             )
         )
-    else:
-        issues.extend(_provision_issues(root, "Consent.provision"))
+    if isinstance(root, dict):
+        issues.extend(_provision_issues(root, "Consent.provision", root=True))
     return issues
+
+
+def inferred_root_type(consent: Mapping[str, Any]) -> Verdict | None:
+    """permit for a v3 ActCode OPTIN policyRule, deny for OPTOUT, else None (nothing inferred)."""
+    rule = consent.get("policyRule")
+    codings = _codings(rule) if isinstance(rule, dict) else iter(())
+    codes = {c.get("code") for c in codings if c.get("system") in _V3_ACT_CODE}
+    if codes == {"OPTIN"}:
+        return "permit"
+    if codes == {"OPTOUT"}:
+        return "deny"
+    return None
 
 
 def normalise_reference(reference: str) -> str:
@@ -199,7 +221,12 @@ def _consent_outcomes(consent: dict[str, Any], patient_ref: str, request: _Reque
         return {None}
     root = consent.get("provision")
     if not isinstance(root, dict):
-        return {None}
+        root = {}
+    if root.get("type") is None:
+        inferred = inferred_root_type(consent)
+        if inferred is None:
+            return {None}
+        root = {**root, "type": inferred}
     return _provision_outcomes(root, request, named_above=False)
 
 
@@ -316,10 +343,12 @@ def _patient_issues(patient: object) -> list[Issue]:
     return []
 
 
-def _provision_issues(provision: dict[str, Any], path: str) -> list[Issue]:
+def _provision_issues(provision: dict[str, Any], path: str, *, root: bool = False) -> list[Issue]:
     issues: list[Issue] = []
     kind = provision.get("type")
-    if kind is None:
+    if kind is None and root:
+        pass  # a warning from consent_issues: the root type is inferred from policyRule
+    elif kind is None:
         issues.append(_issue("required", f"{path}.type (permit or deny) is required", f"{path}.type"))
     elif kind not in ("permit", "deny"):
         issues.append(_issue("code-invalid", f"{path}.type must be permit or deny", f"{path}.type"))

@@ -92,3 +92,41 @@ def _resolve_conditional(ctx: Context, resource_type: str, query: str) -> str:
             f"A conditional reference matched {found} {resource_type}; it must match exactly one"
         )
     return f"{resource_type}/{matches[0].id}"
+
+
+def references(resource: dict[str, Any] | None) -> set[str]:
+    found: set[str] = set()
+    stack: list[Any] = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if key == "reference" and isinstance(item, str):
+                    found.add(item)
+                else:
+                    stack.append(item)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def creation_order(
+    order: list[int], new_refs: dict[int, str], resources: dict[int, dict[str, Any] | None]
+) -> list[int]:
+    """Entries ordered so a new resource is written before the new resources that reference it.
+
+    Validation rules check that references resolve, so the spec's "regardless of order"
+    needs the referenced resource stored first. Stable (Kahn's algorithm, request order
+    among the ready); a reference cycle falls back to request order and fails its rule.
+    """
+    owner = {ref: index for index, ref in new_refs.items()}
+    needs = {i: {owner[r] for r in references(resources.get(i)) if r in owner} - {i} for i in order}
+    done: set[int] = set()
+    ordered: list[int] = []
+    remaining = list(order)
+    while remaining:
+        ready = next((i for i in remaining if needs[i] <= done), remaining[0])
+        remaining.remove(ready)
+        done.add(ready)
+        ordered.append(ready)
+    return ordered

@@ -78,11 +78,12 @@ def process(ctx: Context, body: Any, *, prefer: str | None = None) -> dict[str, 
         outcomes = _batch(ctx, parsed)
     record.access(ctx, kind, [])
     methods = [p.method if isinstance(p, Entry) else "GET" for p in parsed]
-    return {
-        "resourceType": "Bundle",
-        "type": f"{kind}-response",
-        "entry": [_response(ctx, o, m, _preference(prefer)) for o, m in zip(outcomes, methods, strict=True)],
-    }
+    response: dict[str, Any] = {"resourceType": "Bundle", "type": f"{kind}-response"}
+    if outcomes:  # FHIR JSON has no empty arrays
+        response["entry"] = [
+            _response(ctx, o, m, _preference(prefer)) for o, m in zip(outcomes, methods, strict=True)
+        ]
+    return response
 
 
 def _envelope(body: Any) -> tuple[str, list[Any]]:
@@ -91,7 +92,7 @@ def _envelope(body: Any) -> tuple[str, list[Any]]:
     kind = body.get("type")
     if kind not in ("transaction", "batch"):
         raise BadRequest(
-            f"Bundle.type must be 'transaction' or 'batch', not '{kind}'",
+            "Bundle.type must be 'transaction' or 'batch' to be POSTed to the base",
             issues=[
                 Issue(
                     code="invalid",
@@ -176,13 +177,21 @@ def _transaction(ctx: Context, entries: list[Entry]) -> list[Result]:
     for entry in order:
         if entry.method == "PUT" and entry.full_url and len(entry.path) == 2:
             mapping[entry.full_url] = "/".join(entry.path)
-    for entry in order:
-        if entry.index in results:
-            continue
+    pending = [e for e in order if e.index not in results]
+    for entry in pending:
         with _naming(entry):
             entry.url = _bundle_refs.rewrite_url(entry.url, mapping)
             if entry.resource is not None:
                 entry.resource = _bundle_refs.rewrite(ctx, entry.resource, mapping, strict=True)
+    posts = [e.index for e in pending if e.method == "POST"]
+    new_refs = {
+        e.index: f"{e.path[0]}/{assigned[e.index]}" for e in pending if e.index in assigned and e.path
+    }
+    resources = {e.index: e.resource for e in pending}
+    ranked = _bundle_refs.creation_order(posts, new_refs, resources)
+    by_index = {e.index: e for e in pending}
+    for entry in [by_index[i] for i in ranked] + [e for e in pending if e.method != "POST"]:
+        with _naming(entry):
             results[entry.index] = _execute(ctx, entry, assigned.get(entry.index))
     return [results[e.index] for e in entries]
 
@@ -219,12 +228,10 @@ def _check_distinct(entries: list[Entry]) -> None:
     # Two entries naming the same resource make the outcome order-dependent (http.html#trules).
     seen: dict[str, int] = {}
     for entry in entries:
-        keys = []
+        keys = {entry.full_url} if entry.full_url else set()
         if entry.method in ("PUT", "PATCH", "DELETE"):
-            keys.append(entry.url)
-        if entry.full_url:
-            keys.append(entry.full_url)
-        for key in keys:
+            keys.add(entry.url)
+        for key in sorted(keys):
             if key in seen:
                 _fail(
                     entry.index,

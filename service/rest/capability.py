@@ -8,6 +8,7 @@ from typing import Any
 from service.fhir.models import FHIR_VERSION
 from service.rest import registry
 from service.search.params import SEARCH_PARAMS
+from service.search.parse import DEFAULT_COUNT, MAX_COUNT
 
 # Operations registered by domain modules: (resource type or None for system, name, definition URL).
 OPERATIONS: list[tuple[str | None, str, str]] = []
@@ -72,7 +73,11 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
         resources.append(entry)
     rest: dict[str, Any] = {
         "mode": "server",
-        "documentation": "Search result parameters: " + ", ".join(_SEARCH_RESULT),
+        "documentation": "Search result parameters: "
+        + ", ".join(_SEARCH_RESULT)
+        + f". _count defaults to {DEFAULT_COUNT} and is capped at {MAX_COUNT} entries per page; larger values"
+        " are reduced to the cap. Pages are linked by an opaque _cursor (keyset paging), so next/previous"
+        " links stay correct while data changes.",
         "security": {
             "cors": False,
             "service": [

@@ -101,7 +101,7 @@ def update(ctx: Context, resource_type: str, resource_id: str, body: Any, if_mat
     _require_type(resource_type, "update")
     policy.authorize(ctx.caller, resource_type, "update")
     resource = check_envelope(body, resource_type, resource_id)
-    old = ctx.store.current(resource_type, resource_id)
+    old = ctx.store.current_for_write(resource_type, resource_id)
     if old is not None and not old.deleted and not is_visible(ctx.conn, ctx.caller, old):
         raise _not_found(resource_type, resource_id)
     if old is None or old.deleted:
@@ -123,7 +123,7 @@ def update(ctx: Context, resource_type: str, resource_id: str, body: Any, if_mat
 def delete(ctx: Context, resource_type: str, resource_id: str, if_match: str | None = None) -> Result:
     _require_type(resource_type, "delete")
     policy.authorize(ctx.caller, resource_type, "delete")
-    old = ctx.store.current(resource_type, resource_id)
+    old = ctx.store.current_for_write(resource_type, resource_id)
     if old is None or not is_visible(ctx.conn, ctx.caller, old):
         raise _not_found(resource_type, resource_id)
     if old.deleted:

@@ -12,6 +12,7 @@ from typing import Any
 
 from service.errors import BadRequest, Issue, Unprocessable
 from service.fhir.models import ValidationError, validate
+from service.fhir.primitives import primitive_problems
 from service.rest.context import Context
 from service.storage.resources import Stored
 
@@ -76,7 +77,16 @@ def structural_issues(resource: dict[str, Any]) -> list[Issue]:
         validate(resource)
     except ValidationError as exc:
         return [_issue_from_pydantic(resource["resourceType"], err) for err in exc.errors()]
-    return []
+    except (KeyError, ValueError, TypeError):
+        # fhir.resources raises these for an unknown resourceType inside contained or Bundle.entry.
+        return [
+            Issue(code="structure", diagnostics="A nested resource has an unknown or missing resourceType")
+        ]
+    # The models coerce lax JSON and skip required bindings; the stored JSON must be exact.
+    return [
+        Issue(code=code, diagnostics=f"{path}: {message}", expression=(path,))
+        for path, code, message in sorted(primitive_problems(resource))
+    ]
 
 
 def _issue_from_pydantic(resource_type: str, err: Any) -> Issue:

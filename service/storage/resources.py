@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict
 from service.search.types import DateRow, IndexRow, NumberRow, ReferenceRow, StringRow, TokenRow, UriRow
+from service.storage import locks
 from service.storage.access import visible_condition
 from service.storage.tables import (
     IdxDate,
@@ -95,6 +97,17 @@ class ResourceStore:
             select(*COLUMNS).where(R.c.resource_type == resource_type, R.c.id == resource_id)
         ).first()
         return row_to_stored(row) if row else None
+
+    def current_for_write(self, resource_type: str, resource_id: str) -> Stored | None:
+        """The current version, with writers to this id serialised until commit.
+
+        Without the lock two unconditional PUTs read the same version and the later one
+        fails the version check (409) although FHIR lets the last writer win; with it the
+        second waits, then reads and bumps the first one's version. It also covers ids
+        that do not exist yet (update-as-create). SQLite writers are already serialised.
+        """
+        locks.lock(self.conn, f"resource:{resource_type}/{resource_id}")
+        return self.current(resource_type, resource_id)
 
     def by_rids(self, rids: Sequence[int]) -> dict[int, Stored]:
         if not rids:
@@ -180,18 +193,24 @@ class ResourceStore:
     ) -> Stored:
         rid_ = resource_id or new_id()
         doc = _stamp(content, rid_, 1, now)
-        rid = self.conn.execute(
-            insert(R)
-            .values(
-                resource_type=resource_type,
-                id=rid_,
-                version_id=1,
-                last_updated=now,
-                deleted=False,
-                content=doc,
-            )
-            .returning(R.c.rid)
-        ).scalar_one()
+        try:
+            rid = self.conn.execute(
+                insert(R)
+                .values(
+                    resource_type=resource_type,
+                    id=rid_,
+                    version_id=1,
+                    last_updated=now,
+                    deleted=False,
+                    content=doc,
+                )
+                .returning(R.c.rid)
+            ).scalar_one()
+        except IntegrityError:
+            # Another transaction created this id first (e.g. a racing update-as-create).
+            raise Conflict(
+                f"{resource_type}/{rid_} was created by another request; read it and retry"
+            ) from None
         self._history(rid, resource_type, rid_, 1, now, "POST", doc)
         self._write_index(rid, resource_type, index_rows)
         return Stored(rid, resource_type, rid_, 1, now, False, doc)

@@ -55,7 +55,9 @@ def test_read_vread_update_with_if_match(fhir: FhirClients) -> None:
     assert updated.status_code == 200, updated.text
     assert updated.json()["meta"]["versionId"] == "2"
     assert updated.headers["ETag"] == 'W/"2"'
-    stale = clinic.put(f"/fhir/Patient/{pid}", json={**changed, "gender": "male"}, headers={"If-Match": 'W/"1"'})
+    stale = clinic.put(
+        f"/fhir/Patient/{pid}", json={**changed, "gender": "male"}, headers={"If-Match": 'W/"1"'}
+    )
     assert stale.status_code == 412
     assert stale.json()["resourceType"] == "OperationOutcome"
     assert clinic.get(f"/fhir/Patient/{pid}").json()["gender"] == "female"
@@ -144,7 +146,9 @@ def test_prefer_return_minimal_and_operation_outcome(fhir: FhirClients) -> None:
     outcome = clinic.post("/fhir/Patient", json=patient("p-2"), headers={"Prefer": "return=OperationOutcome"})
     assert outcome.status_code == 201
     assert outcome.json()["resourceType"] == "OperationOutcome"
-    representation = clinic.post("/fhir/Patient", json=patient("p-3"), headers={"Prefer": "return=representation"})
+    representation = clinic.post(
+        "/fhir/Patient", json=patient("p-3"), headers={"Prefer": "return=representation"}
+    )
     assert representation.json()["resourceType"] == "Patient"
 
 

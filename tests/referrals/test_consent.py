@@ -22,6 +22,7 @@ V3 = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 TREAT = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}
 HRESCH = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}
 DISCLOSE = {"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "disclose"}
+V3_ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ACCESS = {"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}
 
 
@@ -477,12 +478,55 @@ def test_r4_not_org_example_denies_its_organisation() -> None:
     assert evaluate_referral_consent([example], partner_org_ref="Organization/f002", **kwargs).allowed
 
 
-@pytest.mark.parametrize("name", ["Out", "basic", "notThis", "smartonfhir"])
-def test_r4_examples_without_a_root_type_decide_nothing_for_a_referral(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # OPTOUT -> deny, but its only actor is a custodian (CST), not a recipient: it does not apply.
+        ("Out", (None, None, None)),
+        # OPTIN -> permit for anyone, 1964-2016 only.
+        ("basic", (None, None, "permit")),
+        # OPTIN, restricted to some data: the hub sends the whole referral, so it never permits.
+        ("notThis", (None, None, None)),
+        # OPTIN for one half hour on 2016-06-23 (17:02-17:32 +10:00).
+        ("smartonfhir", (None, "permit", None)),
+    ],
+)
+def test_r4_examples_without_a_root_type_infer_it_from_policy_rule(
+    name: str, expected: tuple[str | None, ...]
+) -> None:
     example = _example(name)
     patient = example["patient"]["reference"]
-    for when in (NOW, datetime(2016, 6, 23, 7, 10, tzinfo=UTC), datetime(2015, 6, 1, tzinfo=UTC)):
-        assert (
-            consent_permits(example, patient_ref=patient, partner_org_ref="Organization/f001", now=when)
-            is None
-        )
+    whens = (NOW, datetime(2016, 6, 23, 7, 10, tzinfo=UTC), datetime(2015, 6, 1, tzinfo=UTC))
+    got = tuple(
+        consent_permits(example, patient_ref=patient, partner_org_ref="Organization/f001", now=when)
+        for when in whens
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize("name", ["Out", "basic", "notThis", "smartonfhir"])
+def test_missing_root_type_is_only_a_warning(name: str) -> None:
+    issues = consent_issues(_example(name))
+    assert [i.severity for i in issues] == ["warning"]
+
+
+def test_blanket_inferred_permit_does_not_satisfy_opt_in() -> None:
+    example = _example("basic")
+    decision = evaluate_referral_consent(
+        [example],
+        patient_ref="Patient/f001",
+        partner_org_ref="Organization/f001",
+        model="opt-in",
+        now=datetime(2015, 6, 1, tzinfo=UTC),
+    )
+    assert not decision.allowed
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"), [("OPTOUT", "deny"), ("OPTIN", "permit"), ("OPTINR", None), ("OPTOUTE", None)]
+)
+def test_provision_less_consent_reads_policy_rule(code: str, expected: str | None) -> None:
+    c = consent()
+    del c["provision"]
+    c["policyRule"] = {"coding": [{"system": V3_ACT, "code": code}]}
+    assert verdict(c) == expected

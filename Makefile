@@ -1,0 +1,64 @@
+# The few commands people type. `make run` and `make test` are all a newcomer needs:
+# both create .venv on first use and reinstall only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+POSTGRES_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+TYPED := service auth adapters fhir_profiles tests
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-postgres lint typecheck importlint dbcheck openapi openapi-check bench check
+
+help:
+	@echo "make run            run the service on http://127.0.0.1:8000 (SQLite wraparound.db by default)"
+	@echo "make test           run the tests (SQLite; set WRAPAROUND_TEST_DATABASE_URL for PostgreSQL)"
+	@echo "make test-postgres  run the tests on $(POSTGRES_TEST_URL)"
+	@echo "make lint | typecheck | importlint | dbcheck | openapi-check   the CI checks"
+	@echo "make openapi        regenerate openapi/openapi.json after changing routes"
+	@echo "make bench          run the benchmarks in bench/"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing wraparound and its dev tools into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/wraparound serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	WRAPAROUND_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --explicit-package-bases $(TYPED)
+
+importlint: $(STAMP)
+	$(BIN)/lint-imports
+
+# Models vs migrations, on a throwaway SQLite file (set WRAPAROUND_DATABASE_URL to check another database).
+dbcheck: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  WRAPAROUND_DATABASE_URL=$${WRAPAROUND_DATABASE_URL:-sqlite:///$$tmp/check.db} $(BIN)/wraparound db check
+
+openapi: $(STAMP)
+	$(BIN)/wraparound openapi
+
+openapi-check: $(STAMP)
+	$(BIN)/wraparound openapi --check
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+# Everything CI runs except the PostgreSQL suite (.ci/run is the real thing).
+check: lint typecheck importlint dbcheck openapi-check test

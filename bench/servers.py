@@ -1,0 +1,105 @@
+"""Starting and stopping the servers under test as subprocesses on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    pid: int
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def hub_env(database_url: str, port: int) -> dict[str, str]:
+    """Settings for the hub under test: production defaults except what would skew the figures."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "WRAPAROUND_DATABASE_URL": database_url,
+            "WRAPAROUND_BASE_URL": f"http://127.0.0.1:{port}",
+            # Rate limits would cap the load driver, not the hub.
+            "WRAPAROUND_RATE_LIMIT": "100000000/minute",
+            "WRAPAROUND_TOKEN_RATE_LIMIT": "100000/minute",
+            "WRAPAROUND_ACCESS_TOKEN_LIFETIME": "7200",
+            # WARNING also turns off uvicorn's per-request access log, as for the ceiling server.
+            "WRAPAROUND_LOG_LEVEL": "WARNING",
+            "WRAPAROUND_ALLOW_PRIVATE_ENDPOINTS": "1",
+        }
+    )
+    return env
+
+
+def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server at {base_url} not ready after {timeout:.0f}s")
+
+
+@contextmanager
+def _running(args: list[str], env: dict[str, str], port: int) -> Iterator[Server]:
+    base_url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(args, cwd=ROOT, env=env)
+    try:
+        _wait_ready(base_url, proc)
+        yield Server(base_url, proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def hub(database_url: str) -> Iterator[Server]:
+    """``wraparound serve --no-worker`` (one uvicorn process), as deployed."""
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--no-worker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with _running(args, hub_env(database_url, port), port) as server:
+        yield server
+
+
+@contextmanager
+def ceiling() -> Iterator[Server]:
+    port = free_port()
+    args = [sys.executable, "-m", "bench.ceiling", "--port", str(port)]
+    with _running(args, dict(os.environ), port) as server:
+        yield server

@@ -1,0 +1,174 @@
+"""The benchmark's world: directory records, registered clients, tokens and request bodies.
+
+Directory records are written server-side through ``ResourceStore`` (as the hub writes its
+own records); clinical data under test goes through the API. The partner's services use the
+opt-out consent model (CONTRACT.md, Referral flow 2) so a referral needs no Consent.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from service.clients import register_client
+from service.search.extract import extract_index_rows
+from service.storage.database import Database
+from service.storage.resources import ResourceStore
+
+CLINIC = "bench-clinic"
+PARTNERS = tuple(f"bench-partner-{i}" for i in range(5))
+PARTNER = PARTNERS[0]  # the partner whose inbox is searched
+CONSENT_MODEL = "https://wraparound.org.uk/fhir/StructureDefinition/consent-model"
+NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
+CLINIC_NUMBER = "https://bench.wraparound.org.uk/Id/clinic-number"
+FHIR_JSON = "application/fhir+json"
+
+
+def service_id(partner: str) -> str:
+    return partner.replace("partner", "service")
+
+
+def seed_directory(db: Database) -> None:
+    now = datetime.now(UTC)
+    with db.transaction() as conn:
+        store = ResourceStore(conn)
+        for org, name in [(CLINIC, "Bench HIV Clinic"), *((p, f"Bench Partner {p[-1]}") for p in PARTNERS)]:
+            content = {"resourceType": "Organization", "active": True, "name": name}
+            store.create("Organization", content, extract_index_rows(content), now=now, resource_id=org)
+        for partner in PARTNERS:
+            content = {
+                "resourceType": "HealthcareService",
+                "extension": [{"url": CONSENT_MODEL, "valueCode": "opt-out"}],
+                "active": True,
+                "providedBy": {"reference": f"Organization/{partner}"},
+                "name": f"Peer support ({partner})",
+            }
+            store.create(
+                "HealthcareService",
+                content,
+                extract_index_rows(content),
+                now=now,
+                resource_id=service_id(partner),
+            )
+
+
+class Clients:
+    """SMART clients with one ES384 key, registered straight into the database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.key = ECKey.generate_key("P-384", parameters={"kid": "bench"}, private=True)
+
+    def register(self, client_id: str, organization: str, role: str) -> None:
+        with self.db.transaction() as conn:
+            register_client(
+                conn,
+                client_id=client_id,
+                organization_id=f"Organization/{organization}",
+                role=role,
+                scopes="system/*.cruds",
+                jwks={"keys": [self.key.as_dict(private=False)]},
+                jwks_url=None,
+                now=datetime.now(UTC),
+            )
+
+    def token(self, base_url: str, client_id: str) -> str:
+        token_url = f"{base_url}/auth/token"
+        now = int(time.time())
+        claims = {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": token_url,
+            "exp": now + 240,
+            "jti": uuid.uuid4().hex,
+        }
+        assertion = jwt.encode(
+            {"alg": "ES384", "typ": "JWT", "kid": "bench"}, claims, self.key, algorithms=["ES384"]
+        )
+        response = httpx.post(
+            token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+                "scope": "system/*.cruds",
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+def headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
+
+
+def nhs_number(n: int) -> str:
+    """A valid NHS number (mod-11 check digit) derived from ``n``; skips the invalid ones."""
+    while True:
+        digits = [int(c) for c in f"{900_000_000 + n % 99_999_999:09d}"]
+        check = 11 - sum(d * (10 - i) for i, d in enumerate(digits)) % 11
+        if check == 11:
+            check = 0
+        if check != 10:
+            return "".join(map(str, digits)) + str(check)
+        n += 1
+
+
+def patient(n: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "identifier": [
+            {"system": NHS_NUMBER, "value": nhs_number(n)},
+            {"system": CLINIC_NUMBER, "value": f"BENCH-{n:08d}"},
+        ],
+        "active": True,
+        "name": [{"use": "official", "family": f"Bench{n % 977}", "given": ["Alex", "Sam"]}],
+        "telecom": [{"system": "phone", "value": f"07700 9{n % 100000:05d}", "use": "mobile"}],
+        "gender": ("female", "male", "other")[n % 3],
+        "birthDate": f"{1950 + n % 50}-{1 + n % 12:02d}-{1 + n % 28:02d}",
+        "address": [
+            {"use": "home", "line": [f"{1 + n % 200} Bench Street"], "city": "London", "postalCode": "E1 6AN"}
+        ],
+        "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-GB"}]}}],
+    }
+
+
+def service_request(n: int, patient_id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "ServiceRequest",
+        "identifier": [{"system": "https://bench.wraparound.org.uk/Id/referral", "value": f"REF-{n:08d}"}],
+        "status": "active",
+        "intent": "order",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "code": "306206005",
+                        "display": "Referral to service",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [{"system": "http://snomed.info/sct", "code": "1287742003", "display": "Peer support"}],
+            "text": "Peer support for people newly diagnosed with HIV",
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "authoredOn": "2024-05-01T10:00:00Z",
+        "requester": {"reference": f"Organization/{CLINIC}"},
+        "performer": [{"reference": f"HealthcareService/{service_id(PARTNER)}"}],
+        "reasonCode": [{"text": "Newly diagnosed; would like to meet a peer mentor"}],
+        "note": [{"text": "Prefers contact by text message in the afternoon."}],
+    }
+
+
+def body(document: dict[str, Any]) -> bytes:
+    return orjson.dumps(document)

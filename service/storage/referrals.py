@@ -1,0 +1,116 @@
+"""SQL for the referral workflow: the Consents, referrals and Tasks of one patient, and outbox rows.
+
+These lookups run on the hub's own account (consent withdrawal, referral routing), so they take the
+organisation whose view they stand for explicitly instead of a caller; all go through the index tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from service.storage.access import visible_condition
+from service.storage.resources import COLUMNS, R, Stored, row_to_stored
+from service.storage.tables import IdxReference, IdxToken, Outbox
+
+REF = IdxReference.__table__  # type: ignore[attr-defined]
+TOKEN = IdxToken.__table__  # type: ignore[attr-defined]
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+
+
+def _referencing(resource_type: str, param: str, target_type: str, target_id: str) -> Any:
+    return (
+        select(REF.c.rid)
+        .where(
+            REF.c.resource_type == resource_type,
+            REF.c.param == param,
+            REF.c.target_type == target_type,
+            REF.c.target_id == target_id,
+        )
+        .scalar_subquery()
+    )
+
+
+def active_consents(conn: Connection, patient_id: str, organization_id: str) -> list[Stored]:
+    """Active Consents about ``Patient/patient_id`` that ``organization_id`` may see.
+
+    The SQL form of ``Consent?patient=Patient/<id>&status=active`` with that organisation's visibility.
+    """
+    active = select(TOKEN.c.rid).where(
+        TOKEN.c.resource_type == "Consent", TOKEN.c.param == "status", TOKEN.c.code == "active"
+    )
+    rows = conn.execute(
+        select(*COLUMNS)
+        .where(
+            R.c.resource_type == "Consent",
+            R.c.deleted.is_(False),
+            R.c.rid.in_(_referencing("Consent", "patient", "Patient", patient_id)),
+            R.c.rid.in_(active.scalar_subquery()),
+            visible_condition(R.c.rid, organization_id),
+        )
+        .order_by(R.c.rid)
+    ).all()
+    return [row_to_stored(r) for r in rows]
+
+
+def service_requests_for_patient(conn: Connection, patient_id: str) -> list[Stored]:
+    """Every current ServiceRequest whose subject is ``Patient/patient_id``."""
+    rows = conn.execute(
+        select(*COLUMNS)
+        .where(
+            R.c.resource_type == "ServiceRequest",
+            R.c.deleted.is_(False),
+            R.c.rid.in_(_referencing("ServiceRequest", "subject", "Patient", patient_id)),
+        )
+        .order_by(R.c.rid)
+    ).all()
+    return [row_to_stored(r) for r in rows]
+
+
+def tasks_focusing(conn: Connection, service_request_id: str) -> list[Stored]:
+    """The current Tasks whose focus is ``ServiceRequest/service_request_id`` (Task?focus=...)."""
+    rows = conn.execute(
+        select(*COLUMNS)
+        .where(
+            R.c.resource_type == "Task",
+            R.c.deleted.is_(False),
+            R.c.rid.in_(_referencing("Task", "focus", "ServiceRequest", service_request_id)),
+        )
+        .order_by(R.c.rid)
+    ).all()
+    return [row_to_stored(r) for r in rows]
+
+
+def add_outbox(
+    conn: Connection,
+    *,
+    kind: str,
+    organization_id: str,
+    focus: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> int:
+    """Queue something that must be sent, in the caller's transaction (delivery workers pick it up)."""
+    new_id: int = conn.execute(
+        insert(OUTBOX)
+        .values(
+            kind=kind,
+            organization_id=organization_id,
+            focus=focus,
+            payload=payload,
+            state="pending",
+            attempts=0,
+            created_at=now,
+            due_at=now,
+        )
+        .returning(OUTBOX.c.id)
+    ).scalar_one()
+    return new_id
+
+
+def outbox_for(conn: Connection, focus: str) -> list[dict[str, Any]]:
+    """The outbox rows about one resource, oldest first (for operators and tests)."""
+    rows = conn.execute(select(OUTBOX).where(OUTBOX.c.focus == focus).order_by(OUTBOX.c.id)).all()
+    return [dict(r._mapping) for r in rows]

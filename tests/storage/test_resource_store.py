@@ -1,0 +1,202 @@
+"""ResourceStore on the real test database (SQLite or PostgreSQL): versions, conflicts, index upkeep."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, select
+
+from service.errors import Conflict
+from service.search.extract import extract_index_rows
+from service.storage import search_sql
+from service.storage.database import Database
+from service.storage.resources import INDEX_TABLES, R, ResourceStore
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _patient(family: str, gender: str = "female") -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://clinic.example.org/Id/local", "value": family.lower()}],
+        "name": [{"family": family}],
+        "gender": gender,
+    }
+
+
+def _create(
+    store: ResourceStore, body: dict[str, Any], now: datetime = T0, resource_id: str | None = None
+) -> Any:
+    return store.create(
+        body["resourceType"], body, extract_index_rows(body), now=now, resource_id=resource_id
+    )
+
+
+def _index(conn: Connection, rid: int) -> dict[str, set[tuple[Any, ...]]]:
+    out: dict[str, set[tuple[Any, ...]]] = {}
+    for table in INDEX_TABLES:
+        rows = conn.execute(select(table).where(table.c.rid == rid)).mappings().all()
+        out[table.name] = {
+            tuple(v for k, v in sorted(r.items()) if k not in ("id", "rid", "resource_type")) for r in rows
+        }
+    return out
+
+
+def _strings(conn: Connection, rid: int) -> set[str]:
+    table = next(t for t in INDEX_TABLES if t.name.endswith("string"))
+    return {r.value for r in conn.execute(select(table).where(table.c.rid == rid, table.c.param == "family"))}
+
+
+def test_create_stamps_id_and_meta_without_touching_the_input(clean_database: Database) -> None:
+    body = {**_patient("Ada"), "id": "ignored", "meta": {"versionId": "9", "profile": ["http://x"]}}
+    with clean_database.transaction() as conn:
+        stored = _create(ResourceStore(conn), body)
+    assert stored.version_id == 1
+    assert stored.content["id"] == stored.id != "ignored"
+    assert stored.content["meta"] == {
+        "versionId": "1",
+        "lastUpdated": "2026-01-01T12:00:00.000Z",
+        "profile": ["http://x"],
+    }
+    assert body["meta"]["versionId"] == "9"  # the caller's dict is not mutated
+    with clean_database.transaction(write=False) as conn:
+        current = ResourceStore(conn).current("Patient", stored.id)
+    assert current is not None
+    assert current.content == stored.content
+    assert current.rid == stored.rid
+
+
+def test_update_bumps_version_and_keeps_every_version(clean_database: Database) -> None:
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        v1 = _create(store, _patient("Ada"))
+        v2 = store.update(
+            v1, _patient("Byron"), extract_index_rows(_patient("Byron")), now=T0 + timedelta(seconds=1)
+        )
+        v3 = store.update(
+            v2, _patient("Lovelace"), extract_index_rows(_patient("Lovelace")), now=T0 + timedelta(seconds=2)
+        )
+    assert (v2.version_id, v3.version_id) == (2, 3)
+    assert v3.rid == v1.rid
+    with clean_database.transaction(write=False) as conn:
+        store = ResourceStore(conn)
+        old = store.version("Patient", v1.id, 1)
+        assert old is not None
+        assert old.content is not None
+        assert old.content["name"][0]["family"] == "Ada"
+        assert store.version("Patient", v1.id, 4) is None
+        versions, total = store.history("Patient", v1.id, since=None, at_or_before=None, limit=10, offset=0)
+        assert total == 3
+        assert [(s.version_id, method) for s, method in versions] == [(3, "PUT"), (2, "PUT"), (1, "POST")]
+        since, since_total = store.history(
+            "Patient", v1.id, since=T0 + timedelta(seconds=1), at_or_before=None, limit=10, offset=0
+        )
+        assert since_total == 2
+        assert [s.version_id for s, _ in since] == [3, 2]
+
+
+def test_stale_version_raises_conflict_and_changes_nothing(clean_database: Database) -> None:
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        v1 = _create(store, _patient("Ada"))
+        store.update(v1, _patient("Byron"), extract_index_rows(_patient("Byron")), now=T0)
+    with pytest.raises(Conflict), clean_database.transaction() as conn:
+        ResourceStore(conn).update(v1, _patient("Lost"), extract_index_rows(_patient("Lost")), now=T0)
+    with pytest.raises(Conflict), clean_database.transaction() as conn:
+        ResourceStore(conn).delete(v1, now=T0)
+    with clean_database.transaction(write=False) as conn:
+        current = ResourceStore(conn).current("Patient", v1.id)
+        assert current is not None
+        assert current.version_id == 2
+        assert current.content is not None
+        assert current.content["name"][0]["family"] == "Byron"
+        assert _strings(conn, v1.rid) == {"byron"}
+
+
+def test_duplicate_client_id_raises_conflict(clean_database: Database) -> None:
+    with clean_database.transaction() as conn:
+        _create(ResourceStore(conn), _patient("Ada"), resource_id="fixed-id")
+    with pytest.raises(Conflict), clean_database.transaction() as conn:
+        _create(ResourceStore(conn), _patient("Byron"), resource_id="fixed-id")
+    with clean_database.transaction(write=False) as conn:
+        current = ResourceStore(conn).current_for_write("Patient", "fixed-id")
+        assert current is not None
+        assert current.content is not None
+        assert current.content["name"][0]["family"] == "Ada"
+
+
+def test_index_rows_are_replaced_on_update(clean_database: Database) -> None:
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        v1 = _create(store, _patient("Ada", "female"))
+        before = _index(conn, v1.rid)
+        changed = _patient("Byron", "male")
+        store.update(v1, changed, extract_index_rows(changed), now=T0)
+        after = _index(conn, v1.rid)
+    assert _strings_of(before) >= {"ada"}
+    assert "ada" not in _strings_of(after)
+    assert "byron" in _strings_of(after)
+    tokens = set(after["idx_token"])
+    assert any("male" in row for row in tokens)
+    assert not any("female" in row for row in tokens)
+    assert sum(len(v) for v in after.values()) == len(extract_index_rows(changed))
+
+
+def _strings_of(index: dict[str, set[tuple[Any, ...]]]) -> set[Any]:
+    return {v for row in index["idx_string"] for v in row}
+
+
+def test_delete_removes_index_rows_and_search_matches(clean_database: Database) -> None:
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        keep = _create(store, _patient("Keep"))
+        gone = _create(store, _patient("Gone"))
+        assert sum(len(v) for v in _index(conn, gone.rid).values()) > 0
+        tombstone = store.delete(gone, now=T0 + timedelta(seconds=5))
+        assert tombstone.deleted
+        assert tombstone.version_id == 2
+        assert tombstone.content is None
+        assert sum(len(v) for v in _index(conn, gone.rid).values()) == 0
+        assert sum(len(v) for v in _index(conn, keep.rid).values()) > 0
+    with clean_database.transaction(write=False) as conn:
+        store = ResourceStore(conn)
+        current = store.current("Patient", gone.id)
+        assert current is not None
+        assert current.deleted
+        rows, _ = search_sql.page(conn, "Patient", [], [], limit=10)
+        assert [s.id for s in rows] == [keep.id]
+        assert search_sql.count(conn, "Patient", []) == 1
+        versions, total = store.history("Patient", gone.id, since=None, at_or_before=None, limit=10, offset=0)
+        assert total == 2
+        assert [(s.deleted, method) for s, method in versions] == [(True, "DELETE"), (False, "POST")]
+        deleted_row = conn.execute(select(R.c.deleted).where(R.c.rid == gone.rid)).scalar_one()
+        assert deleted_row is True
+
+
+def test_update_after_delete_revives_with_next_version(clean_database: Database) -> None:
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        v1 = _create(store, _patient("Ada"))
+        tomb = store.delete(v1, now=T0)
+        revived = store.update(tomb, _patient("Ada"), extract_index_rows(_patient("Ada")), now=T0)
+        assert revived.version_id == 3
+        assert not revived.deleted
+        assert _strings(conn, v1.rid) == {"ada"}
+
+
+def test_rollback_leaves_nothing(clean_database: Database) -> None:
+    def write_then_fail() -> None:
+        with clean_database.transaction() as conn:
+            _create(ResourceStore(conn), _patient("Ghost"))
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
+    with clean_database.transaction(write=False) as conn:
+        assert search_sql.count(conn, "Patient", []) == 0
+        versions, total = ResourceStore(conn).history(
+            "Patient", None, since=None, at_or_before=None, limit=5, offset=0
+        )
+        assert (versions, total) == ([], 0)
