@@ -6,8 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 POSTGRES_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
-TYPED := service auth adapters fhir_profiles tests
+TYPED := service auth adapters fhir_profiles tests bench
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-postgres lint typecheck importlint dbcheck openapi openapi-check bench check
@@ -58,7 +59,7 @@ openapi-check: $(STAMP)
 	$(BIN)/wraparound openapi --check
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # Everything CI runs except the PostgreSQL suite (.ci/run is the real thing).
 check: lint typecheck importlint dbcheck openapi-check test

@@ -20,6 +20,7 @@ PUBLIC_READ = frozenset(
         "ConceptMap",
         "StructureDefinition",
         "SearchParameter",
+        "OperationDefinition",
     }
 )
 ADMIN_WRITE = PUBLIC_READ | {"Endpoint", "Practitioner", "PractitionerRole"}

@@ -39,6 +39,9 @@ _TYPES = [
     TypeInfo("ConceptMap", ALL, "definition"),
     TypeInfo("StructureDefinition", ALL, "definition"),
     TypeInfo("SearchParameter", ALL, "definition"),
+    TypeInfo(
+        "OperationDefinition", READ_ONLY, "definition", "Wraparound's own operations (loaded at start-up)."
+    ),
     TypeInfo("AuditEvent", READ_ONLY, "audit", "Append-only record of every access."),
 ]
 

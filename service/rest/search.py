@@ -111,6 +111,9 @@ def search(
     _require_type(resource_type, "search-type")
     policy.authorize(ctx.caller, resource_type, "search-type")
     query = parse_search(resource_type, params)
+    if query.offset:
+        # Pages are keyset-linked by _cursor; an offset would be silently ignored, so say so.
+        query.unknown.append("_offset")
     if query.unknown and strict:
         raise BadRequest(
             "Unknown or unsupported search parameters: " + ", ".join(query.unknown),

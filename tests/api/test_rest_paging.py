@@ -136,3 +136,15 @@ def test_tampered_cursor_is_400(fhir: FhirClients) -> None:
         response = admin.get("/fhir/Organization", params={"_cursor": value})
         assert response.status_code == 400, response.text
         assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_offset_is_reported_as_unsupported(fhir: FhirClients) -> None:
+    admin = fhir.client("admin", "hub")
+    for i in range(3):
+        _org(admin, f"Off {i}")
+    bundle = _page(admin, "/fhir/Organization?_offset=2")
+    outcomes = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert "_offset" in outcomes[0]["issue"][0]["diagnostics"]
+    assert len(_match_ids(bundle)) == 3
+    strict = admin.get("/fhir/Organization?_offset=2", headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400

@@ -365,3 +365,45 @@ def test_search_is_limited_to_visible_resources(
     assert other.get("/fhir/Patient").json()["total"] == 0
     assert other.get("/fhir/Patient", params={"family": "zo"}).json()["total"] == 0
     assert clinic.get("/fhir/Patient").json()["total"] == 4
+
+
+def test_include_iterate(fhir: FhirClients) -> None:
+    admin = fhir.client("admin", "hub")
+    endpoint = _create(
+        admin,
+        {
+            "resourceType": "Endpoint",
+            "status": "active",
+            "connectionType": {
+                "system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+                "code": "hl7-fhir-rest",
+            },
+            "payloadType": [{"text": "FHIR"}],
+            "address": "https://partner.example.org/fhir",
+        },
+    )
+    org = _create(
+        admin,
+        {
+            "resourceType": "Organization",
+            "name": "Linked",
+            "endpoint": [{"reference": f"Endpoint/{endpoint}"}],
+        },
+    )
+    role = _create(
+        admin, {"resourceType": "PractitionerRole", "organization": {"reference": f"Organization/{org}"}}
+    )
+    params = [("_include", "PractitionerRole:organization"), ("_include:iterate", "Organization:endpoint")]
+    bundle = admin.get("/fhir/PractitionerRole", params=params).json()
+    found = {
+        (e["resource"]["resourceType"], e["resource"]["id"], e["search"]["mode"]) for e in bundle["entry"]
+    }
+    assert found == {
+        ("PractitionerRole", role, "match"),
+        ("Organization", org, "include"),
+        ("Endpoint", endpoint, "include"),
+    }
+    plain = admin.get(
+        "/fhir/PractitionerRole", params=[*params[:1], ("_include", "Organization:endpoint")]
+    ).json()
+    assert "Endpoint" not in {e["resource"]["resourceType"] for e in plain["entry"]}
