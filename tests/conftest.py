@@ -82,16 +82,13 @@ def database(database_url: str) -> Iterator[Database]:
 
 
 def empty_database(database: Database) -> None:
-    from service.storage.tables import SQLModel
+    # DELETE, not TRUNCATE: for the handful of rows a test leaves behind it is several
+    # times faster on PostgreSQL, and the same statement serves SQLite.
+    from sqlmodel import SQLModel
 
-    tables = list(SQLModel.metadata.sorted_tables)
     with database.transaction() as conn:
-        if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in reversed(tables):
-                conn.execute(table.delete())
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture

@@ -12,16 +12,18 @@ from typing import Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError
 
 from auth.tokens import hash_token
 from service.access.caller import Caller
 from service.api import ratelimit
 from service.audit import record
-from service.errors import FhirError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
+from service.errors import Conflict, FhirError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from service.fhir.jsonbody import parse_json
 from service.rest.context import Context
 from service.settings import Settings
 from service.storage.database import Database
+from service.storage.errors import is_contention
 from service.storage.tokens import find_token
 
 T = TypeVar("T")
@@ -106,9 +108,18 @@ def run(request: Request, caller: Caller, work: Callable[[Context], T]) -> T:
     settings = settings_of(request)
     db = database_of(request)
     try:
-        with db.transaction(write=True) as conn:
-            ctx = Context(conn=conn, caller=caller, base_url=settings.fhir_base())
-            return work(ctx)
+        try:
+            with db.transaction(write=True) as conn:
+                ctx = Context(conn=conn, caller=caller, base_url=settings.fhir_base())
+                return work(ctx)
+        except DBAPIError as exc:
+            if not is_contention(exc):
+                raise
+            # A deadlock or lock timeout against a concurrent request: the client may retry.
+            raise Conflict(
+                "The request conflicted with a concurrent change and was rolled back; retry it",
+                headers={"Retry-After": "1"},
+            ) from None
     except FhirError as exc:
         _audit_failure(db, caller, request, exc.status, exc.diagnostics)
         raise

@@ -102,11 +102,15 @@ def update(ctx: Context, resource_type: str, resource_id: str, body: Any, if_mat
     policy.authorize(ctx.caller, resource_type, "update")
     resource = check_envelope(body, resource_type, resource_id)
     old = ctx.store.current_for_write(resource_type, resource_id)
-    if old is not None and not old.deleted and not is_visible(ctx.conn, ctx.caller, old):
-        raise _not_found(resource_type, resource_id)
-    if old is None or old.deleted:
+    # Deleted too: another organisation must not revive (and write into) a resource it never saw.
+    hidden = old is not None and not is_visible(ctx.conn, ctx.caller, old)
+    if old is None or old.deleted or hidden:
+        # A hidden id answers as a missing one (412, 403) up to the create, impossible as the id is taken.
         if if_match is not None:
             raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist; If-Match cannot hold")
+        if hidden:
+            policy.authorize(ctx.caller, resource_type, "create")
+            raise _not_found(resource_type, resource_id)
         if old is None:
             # Update as create with a client-chosen id (CapabilityStatement updateCreate).
             policy.authorize(ctx.caller, resource_type, "create")
