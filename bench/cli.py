@@ -108,7 +108,8 @@ def main() -> None:
         duration=args.duration, concurrency=args.concurrency, warmup=args.warmup, raw=args.driver == "raw"
     )
     task_counts = sorted(int(t) for t in args.tasks.split(",") if t.strip())
-    print(f"machine: {_machine()}")
+    machine = _machine()
+    print(f"machine: {machine}")
     print(
         f"load: {load.duration:g} s per scenario after {load.warmup:g} s warm-up, "
         f"{load.concurrency} connections, {args.driver} driver; "
@@ -122,7 +123,7 @@ def main() -> None:
             rows += _run_database("postgresql", _fresh_postgres(args.postgres_url), load, task_counts)
     print("\n" + report.table(rows))
     if args.json:
-        args.json.write_bytes(orjson.dumps(_as_json(rows), option=orjson.OPT_INDENT_2))
+        args.json.write_bytes(orjson.dumps(_as_json(machine, rows), option=orjson.OPT_INDENT_2))
 
 
 def _figures(stats: Stats) -> dict[str, Any]:
@@ -140,9 +141,9 @@ def _figures(stats: Stats) -> dict[str, Any]:
     }
 
 
-def _as_json(rows: list[report.Row]) -> dict[str, Any]:
+def _as_json(machine: str, rows: list[report.Row]) -> dict[str, Any]:
     return {
-        "machine": _machine(),
+        "machine": machine,
         "rows": [
             {
                 "database": r.database,

@@ -18,6 +18,7 @@ from service.api import (
     token_routes,
 )
 from service.api.formats import check_format
+from service.api.token_cache import TokenCache
 from service.bootstrap import load_definitions
 from service.settings import Settings, get_settings
 from service.storage.database import Database
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = db
+    app.state.token_cache = TokenCache()
     errors.install(app)
     fhir_deps = [Depends(check_format)]
     app.include_router(meta_routes.router, dependencies=fhir_deps)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from service.cli_clients import clients_app
 from service.cli_directory import demo, directory_app
 from service.settings import get_settings
 
@@ -13,6 +14,7 @@ app = typer.Typer(help="Wraparound FHIR referral hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(directory_app, name="directory")
+app.add_typer(clients_app, name="clients")
 app.command("demo")(demo)
 
 

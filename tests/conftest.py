@@ -50,7 +50,9 @@ def _worker() -> str:
 
 def _postgres_url(base: str) -> str:
     url = make_url(normalise_url(base))
-    name = f"{url.database or 'test'}_{_worker()}"
+    # Unique per run (xdist's run id, else the pid) and per worker: concurrent runs never collide.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:8]
+    name = f"{url.database or 'test'}_{run}_{_worker()}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -79,6 +81,18 @@ def database(database_url: str) -> Iterator[Database]:
     db.upgrade()
     yield db
     db.dispose()
+    if database_url.startswith("postgresql"):
+        _drop_postgres(database_url)
+
+
+def _drop_postgres(url_text: str) -> None:
+    url = make_url(url_text)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def empty_database(database: Database) -> None:

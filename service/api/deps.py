@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
 
 from auth.tokens import hash_token
-from service.access.caller import Caller
+from service.access.caller import Caller, Role
 from service.api import ratelimit
+from service.api.token_cache import TokenCache, TokenInfo
 from service.audit import record
 from service.errors import Conflict, FhirError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from service.fhir.jsonbody import parse_json
@@ -53,7 +55,7 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_caller(
+async def get_caller(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
 ) -> Caller:
     token = credentials.credentials.strip() if credentials else ""
@@ -62,23 +64,41 @@ def get_caller(
             "A bearer access token is required", headers={"WWW-Authenticate": 'Bearer realm="wraparound"'}
         )
     token_hash = hash_token(token)
-    with database_of(request).transaction(write=False) as conn:
-        row = find_token(conn, token_hash)
-    if row is None:
-        raise _unauthenticated("The access token is not valid")
-    if row.expires_at.replace(tzinfo=row.expires_at.tzinfo or UTC) <= datetime.now(UTC):
-        raise _unauthenticated("The access token has expired")
+    cache: TokenCache = request.app.state.token_cache
+    info = cache.get(token_hash)
+    if info is None:
+        info = await run_in_threadpool(_lookup_token, database_of(request), token_hash)
+        if info is None:
+            raise _unauthenticated("The access token is not valid")
+        if info.expires_at <= datetime.now(UTC):
+            raise _unauthenticated("The access token has expired")
+        cache.put(token_hash, info)
     caller = Caller(
-        client_id=row.client_id,
-        organization_id=row.organization_id,
-        role=row.role,
-        scopes=row.scopes,
-        jti=row.jti,
+        client_id=info.client_id,
+        organization_id=info.organization_id,
+        role=cast(Role, info.role),
+        scopes=info.scopes,
+        jti=info.jti,
         source=request.client.host if request.client else "",
     )
     ratelimit.check(settings_of(request).rate_limit, f"api:{caller.client_id}")
     request.state.caller = caller
     return caller
+
+
+def _lookup_token(db: Database, token_hash: str) -> TokenInfo | None:
+    with db.transaction(write=False) as conn:
+        row = find_token(conn, token_hash)
+    if row is None:
+        return None
+    return TokenInfo(
+        client_id=row.client_id,
+        organization_id=row.organization_id,
+        role=row.role,
+        scopes=row.scopes,
+        jti=row.jti,
+        expires_at=row.expires_at,
+    )
 
 
 async def json_body(request: Request) -> Any:
@@ -140,7 +160,17 @@ def _audit_failure(db: Database, caller: Caller, request: Request, status: int, 
 
 
 def _action_of(request: Request) -> str:
+    """The failed interaction's restful-interaction code, from the shape of the URL."""
+    parts = [p for p in request.url.path.split("/") if p][1:]  # after "fhir"
     method = request.method
+    if any(p.startswith("$") for p in parts):
+        return "operation"
+    if method == "POST" and not parts:
+        return "transaction"  # a Bundle POSTed to the base (batch or transaction)
+    if parts[-1:] == ["_search"]:
+        return "search"
     if method == "GET":
-        return "search" if request.url.path.rstrip("/").count("/") <= 2 else "read"
+        if "_history" in parts:
+            return "history" if parts[-1] == "_history" else "vread"
+        return "search" if len(parts) <= 1 else "read"
     return {"POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "update"}.get(method, "operation")

@@ -9,7 +9,8 @@ from service.errors import UnsupportedMediaType
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 
 
-def check_format(request: Request) -> None:
+async def check_format(request: Request) -> None:
+    # async: a plain def dependency would cost a threadpool hop on every request.
     content_type = request.headers.get("content-type", "")
     if "xml" in content_type.lower():
         raise UnsupportedMediaType("XML is not supported; send application/fhir+json")

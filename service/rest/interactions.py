@@ -12,7 +12,7 @@ from typing import Any
 from service.access import policy
 from service.access.visibility import is_visible
 from service.audit import record
-from service.errors import BadRequest, Gone, MethodNotAllowed, NotFound, PreconditionFailed
+from service.errors import BadRequest, Forbidden, Gone, MethodNotAllowed, NotFound, PreconditionFailed
 from service.rest import registry
 from service.rest.context import Context
 from service.rest.hooks import run_after_write
@@ -105,15 +105,14 @@ def update(ctx: Context, resource_type: str, resource_id: str, body: Any, if_mat
     # Deleted too: another organisation must not revive (and write into) a resource it never saw.
     hidden = old is not None and not is_visible(ctx.conn, ctx.caller, old)
     if old is None or old.deleted or hidden:
-        # A hidden id answers as a missing one (412, 403) up to the create, impossible as the id is taken.
         if if_match is not None:
             raise PreconditionFailed(f"{resource_type}/{resource_id} does not exist; If-Match cannot hold")
-        if hidden:
-            policy.authorize(ctx.caller, resource_type, "create")
-            raise _not_found(resource_type, resource_id)
-        if old is None:
-            # Update as create with a client-chosen id (CapabilityStatement updateCreate).
-            policy.authorize(ctx.caller, resource_type, "create")
+        if old is None or hidden:
+            # Update as create with a client-chosen id (CapabilityStatement updateCreate). A caller that
+            # may not create gets 404 for an unknown id, and a hidden id answers the same (its id is taken),
+            # so the status never tells "someone else's" from "missing" (issue 3, no existence oracle).
+            if hidden or not _may_create(ctx, resource_type):
+                raise _not_found(resource_type, resource_id)
             return _create_checked(ctx, resource_type, resource, resource_id)
     assert old is not None
     check_if_match(old, if_match)
@@ -122,6 +121,14 @@ def update(ctx: Context, resource_type: str, resource_id: str, body: Any, if_mat
     run_after_write(ctx, stored, None if old.deleted else old)
     record.access(ctx, "update", [stored])
     return Result(200 if not old.deleted else 201, stored, stored.content)
+
+
+def _may_create(ctx: Context, resource_type: str) -> bool:
+    try:
+        policy.authorize(ctx.caller, resource_type, "create")
+    except Forbidden:
+        return False
+    return True
 
 
 def delete(ctx: Context, resource_type: str, resource_id: str, if_match: str | None = None) -> Result:

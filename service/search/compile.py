@@ -1,9 +1,9 @@
 """Compiling a parsed search into SQLAlchemy Core conditions over the index tables.
 
-Each filter becomes ``EXISTS (SELECT 1 FROM idx_<type> WHERE rid = resource.rid AND
-resource_type = … AND param = … AND (value OR value …))``; ``:not`` and
-``:missing=true`` become NOT EXISTS. ``_id`` and ``_lastUpdated`` are columns of
-``resource``. Only portable constructs are used (SQLite and PostgreSQL).
+Each filter becomes ``resource.rid IN (SELECT rid FROM idx_<type> WHERE resource_type = …
+AND param = … AND (value OR value …))``; ``:not`` and ``:missing=true`` become NOT IN.
+``_id`` and ``_lastUpdated`` are columns of ``resource``. Only portable constructs are used
+(SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, exists, func, inspect, literal, not_, or_, select
+from sqlalchemy import ColumnElement, Table, and_, func, inspect, or_, select
 from sqlalchemy.sql.expression import FromClause
 
 from service.errors import BadRequest
@@ -86,12 +86,14 @@ def compile_filter(
     if f.param.name in ("_id", "_lastUpdated"):
         return _resource_condition(res, f, now)
     idx = _table(f.param.type)
-    where = [idx.c.rid == res.c.rid, idx.c.resource_type == resource_type, idx.c.param == f.param.name]
+    where = [idx.c.resource_type == resource_type, idx.c.param == f.param.name]
     if f.modifier != "missing":
         where.append(or_(*(_value_condition(idx, f, v, base_url, now) for v in f.values)))
-    found = exists(select(literal(1)).select_from(idx).where(*where).correlate(res))
+    # An uncorrelated ``rid IN (SELECT rid FROM idx ...)``: the planner can drive the search
+    # from the (covering) index and semi-join, instead of probing EXISTS once per resource row.
+    matching = select(idx.c.rid).where(*where)
     negate = f.missing is True or f.modifier == "not"
-    return not_(found) if negate else found
+    return res.c.rid.not_in(matching) if negate else res.c.rid.in_(matching)
 
 
 def compile_filters(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, Connection, delete, exists, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, insert, select
 
 from service.storage.tables import ResourceAccess
 
@@ -45,7 +45,8 @@ def organizations_with_access(conn: Connection, rid: int) -> set[str]:
 
 
 def visible_condition(rid_column: ColumnElement[int], organization_id: str) -> ColumnElement[bool]:
-    return exists().where(A.c.rid == rid_column, A.c.organization_id == organization_id)
+    # Uncorrelated IN: served from ix_resource_access_org (organization_id, rid).
+    return rid_column.in_(select(A.c.rid).where(A.c.organization_id == organization_id))
 
 
 def grant_many(conn: Connection, rids: Iterable[int], organization_id: str, reason: str) -> None:

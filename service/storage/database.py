@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,15 +16,25 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
+        # SQLite allows one writer; queueing writers on a process lock is fairer and far
+        # cheaper than letting them spin in SQLite's busy handler (sleep-and-retry).
+        self._sqlite_writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
         """A transaction committed on normal exit and rolled back on any exception."""
-        with self.engine.connect() as conn:
-            if write and self.engine.dialect.name == "sqlite":
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
+        lock = self._sqlite_writer if write else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self.engine.connect() as conn:
+                if lock is not None:
+                    conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        finally:
+            if lock is not None:
+                lock.release()
 
     def upgrade(self) -> None:
         migrate.upgrade(self.engine)

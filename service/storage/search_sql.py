@@ -48,8 +48,9 @@ def _keyset(keys: Sequence[SortKey], values: Sequence[Any], *, nulls_last: bool)
 def _order(keys: Sequence[SortKey], *, nulls_last: bool) -> list[Any]:
     order: list[Any] = []
     for key in keys:
-        null_flag = key.expr.is_(None)
-        order.append(null_flag if nulls_last else null_flag.desc())
+        if key.expr is not R.c.rid:  # rid is never NULL; keep ORDER BY rid index-friendly
+            null_flag = key.expr.is_(None)
+            order.append(null_flag if nulls_last else null_flag.desc())
         order.append(key.expr.desc() if key.descending else key.expr.asc())
     return order
 

@@ -85,7 +85,7 @@ class ResourceHistory(SQLModel, table=True):
 class IdxToken(SQLModel, table=True):
     __tablename__ = "idx_token"
     __table_args__ = (
-        Index("ix_idx_token_code", "resource_type", "param", "code", "system"),
+        Index("ix_idx_token_lookup", "resource_type", "param", "code", "system", "rid"),
         Index("ix_idx_token_rid", "rid"),
     )
 
@@ -101,7 +101,7 @@ class IdxToken(SQLModel, table=True):
 class IdxString(SQLModel, table=True):
     __tablename__ = "idx_string"
     __table_args__ = (
-        Index("ix_idx_string_value", "resource_type", "param", "value"),
+        Index("ix_idx_string_lookup", "resource_type", "param", "value", "rid"),
         Index("ix_idx_string_rid", "rid"),
     )
 
@@ -116,7 +116,7 @@ class IdxString(SQLModel, table=True):
 class IdxDate(SQLModel, table=True):
     __tablename__ = "idx_date"
     __table_args__ = (
-        Index("ix_idx_date_low", "resource_type", "param", "low"),
+        Index("ix_idx_date_lookup", "resource_type", "param", "low", "high", "rid"),
         Index("ix_idx_date_rid", "rid"),
     )
 
@@ -131,8 +131,8 @@ class IdxDate(SQLModel, table=True):
 class IdxReference(SQLModel, table=True):
     __tablename__ = "idx_reference"
     __table_args__ = (
-        Index("ix_idx_reference_target", "resource_type", "param", "target_id", "target_type"),
-        Index("ix_idx_reference_url", "resource_type", "param", "url"),
+        Index("ix_idx_reference_lookup", "resource_type", "param", "target_id", "target_type", "rid"),
+        Index("ix_idx_reference_url", "resource_type", "param", "url", "rid"),
         Index("ix_idx_reference_rid", "rid"),
         Index("ix_idx_reference_reverse", "target_type", "target_id"),
     )
@@ -152,7 +152,7 @@ class IdxNumber(SQLModel, table=True):
 
     __tablename__ = "idx_number"
     __table_args__ = (
-        Index("ix_idx_number_value", "resource_type", "param", "value"),
+        Index("ix_idx_number_lookup", "resource_type", "param", "value", "rid"),
         Index("ix_idx_number_rid", "rid"),
     )
 
@@ -169,7 +169,7 @@ class IdxNumber(SQLModel, table=True):
 class IdxUri(SQLModel, table=True):
     __tablename__ = "idx_uri"
     __table_args__ = (
-        Index("ix_idx_uri_value", "resource_type", "param", "value"),
+        Index("ix_idx_uri_lookup", "resource_type", "param", "value", "rid"),
         Index("ix_idx_uri_rid", "rid"),
     )
 

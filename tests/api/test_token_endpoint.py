@@ -125,7 +125,9 @@ def _post(client: TestClient, form: dict[str, str]) -> Response:
 
 def _audits(client: TestClient) -> list[dict[str, Any]]:
     with _db(client).transaction(write=False) as conn:
-        rows = conn.execute(select(R.c.content).where(R.c.resource_type == "AuditEvent")).all()
+        rows = conn.execute(
+            select(R.c.content).where(R.c.resource_type == "AuditEvent").order_by(R.c.rid)
+        ).all()
     return [row[0] for row in rows if row[0] and row[0]["subtype"][0]["code"] == "110114"]
 
 

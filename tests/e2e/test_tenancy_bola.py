@@ -10,6 +10,7 @@ a record that does not exist (CONTRACT.md: "404 on read and silently absent from
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,10 @@ def _scored_assessment(hub: Hub, patient: str) -> str:
         "subject": {"reference": patient},
         "author": {"reference": hub.clinic.org_ref},
         "item": [
-            {"linkId": "ons4", "item": [{"linkId": k, "answer": [{"valueInteger": v}]} for k, v in ons.items()]}
+            {
+                "linkId": "ons4",
+                "item": [{"linkId": k, "answer": [{"valueInteger": v}]} for k, v in ons.items()],
+            }
         ],
     }
     return f"QuestionnaireResponse/{ok(hub.clinic.post('/fhir/QuestionnaireResponse', json=body), 201)['id']}"
@@ -79,7 +83,9 @@ def _records(hub: Hub, nhs: str, local: str) -> dict[str, str]:
 
 def build_world(fhir: FhirClients) -> World:
     a = Hub.build(fhir)
-    clinic_b = ok(a.admin.post("/fhir/Organization", json={"resourceType": "Organization", "name": "Clinic B"}), 201)
+    clinic_b = ok(
+        a.admin.post("/fhir/Organization", json={"resourceType": "Organization", "name": "Clinic B"}), 201
+    )
     service_b = {
         "resourceType": "HealthcareService",
         "active": True,
@@ -114,7 +120,8 @@ def _id(reference: str) -> str:
 def _as_missing(response: httpx.Response, real_id: str, status: int = 404) -> dict[str, Any]:
     # Ids are UUIDs: put a placeholder where the id is echoed so bodies compare whole.
     assert response.status_code == status, response.text
-    return dict(httpx.Response(200, content=response.text.replace(real_id, "ID").encode()).json())
+    parsed: dict[str, Any] = json.loads(response.text.replace(real_id, "ID"))
+    return parsed
 
 
 def assert_like_missing(
@@ -127,8 +134,8 @@ def assert_like_missing(
 
     def call(rid: str) -> httpx.Response:
         # A body naming the id (an update) names the id of the URL.
-        json = {**body, "id": rid} if isinstance(body, dict) and "id" in body else body
-        return client.http.request(method, path.format(id=rid), headers=headers, json=json, **kw)
+        sent = {**body, "id": rid} if isinstance(body, dict) and "id" in body else body
+        return client.http.request(method, path.format(id=rid), headers=headers, json=sent, **kw)
 
     theirs, missing = call(real_id), call(fake)
     assert _as_missing(theirs, real_id, status) == _as_missing(missing, fake, status), (path, theirs.text)
@@ -231,7 +238,9 @@ def test_same_person_at_two_clinics_is_two_separate_records(world: World) -> Non
 
 def test_totals_count_only_own_records(world: World) -> None:
     # Clinic B's assessment yields several score Observations (A's as many again); partners get none.
-    scores = len(entries(world.b.clinic.get(f"/fhir/Observation?derived-from={world.b_refs['QuestionnaireResponse']}")))
+    scores = len(
+        entries(world.b.clinic.get(f"/fhir/Observation?derived-from={world.b_refs['QuestionnaireResponse']}"))
+    )
     for client, kind in ((world.b.clinic, "clinic"), (world.b.partner, "partner")):
         for resource_type in READ_TYPES:
             expected = 1
@@ -247,12 +256,16 @@ def test_includes_never_pull_a_records(world: World) -> None:
     b, refs, b_refs = world.b, world.refs, world.b_refs
     for client in intruders(world):
         found, _ = _search_ids(client, "Task?_include=Task:focus&_include=Task:patient&_include=Task:owner")
-        assert world.refs["ServiceRequest"] not in found and refs["Patient"] not in found
+        assert world.refs["ServiceRequest"] not in found
+        assert refs["Patient"] not in found
         assert {b_refs["Task"], b_refs["ServiceRequest"], b_refs["Patient"]} <= found, found
-        found, _ = _search_ids(client, (
+        found, _ = _search_ids(
+            client,
+            (
                 "ServiceRequest?_include=ServiceRequest:subject&_include=ServiceRequest:requester"
                 "&_include=ServiceRequest:performer&_include:iterate=Patient:organization"
-            ))
+            ),
+        )
         assert not {refs[t] for t in READ_TYPES} & found, found
         for query in (
             "Patient?_revinclude=ServiceRequest:subject&_revinclude=Task:patient"
@@ -285,7 +298,11 @@ def _get_entries(world: World) -> list[str]:
 
 def test_batch_get_entries_find_nothing(world: World) -> None:
     urls = _get_entries(world)
-    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "GET", "url": u}} for u in urls]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": u}} for u in urls],
+    }
     for client in intruders(world):
         response = ok(client.post("/fhir", json=bundle))
         statuses = [e["response"]["status"] for e in response["entry"]]
@@ -301,9 +318,13 @@ def test_transaction_get_entry_fails_as_for_a_missing_id(world: World) -> None:
             real = _id(world.refs[resource_type])
             fake = str(uuid.uuid4())
 
-            def transaction(rid: str, client: Client = client, resource_type: str = resource_type) -> httpx.Response:
+            def transaction(
+                rid: str, client: Client = client, resource_type: str = resource_type
+            ) -> httpx.Response:
                 entry = {"request": {"method": "GET", "url": f"{resource_type}/{rid}"}}
-                return client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+                return client.post(
+                    "/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+                )
 
             assert _as_missing(transaction(real), real) == _as_missing(transaction(fake), fake)
 
@@ -321,7 +342,11 @@ def _patient_body(nhs: str, local: str) -> dict[str, Any]:
 
 def test_conditional_create_does_not_reveal_a_patient(world: World) -> None:
     clinic_b = world.b.clinic
-    for criteria in (f"identifier={NHS}|{A_NHS}", f"identifier={LOCAL}|CA-0001", f"_id={_id(world.refs['Patient'])}"):
+    for criteria in (
+        f"identifier={NHS}|{A_NHS}",
+        f"identifier={LOCAL}|CA-0001",
+        f"_id={_id(world.refs['Patient'])}",
+    ):
         created = clinic_b.post(
             "/fhir/Patient", json=_patient_body(A_NHS, "CA-0001"), headers={"If-None-Exist": criteria}
         )
@@ -338,7 +363,9 @@ def test_conditional_create_does_not_reveal_a_patient(world: World) -> None:
         "resource": _patient_body(A_NHS, "CA-0001"),
         "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={NHS}|{A_NHS}"},
     }
-    result = ok(clinic_b.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": [entry]}))
+    result = ok(
+        clinic_b.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+    )
     assert result["entry"][0]["response"]["status"] == "201 Created"
     assert not result["entry"][0]["response"]["location"].startswith(world.refs["Patient"])
 
@@ -355,14 +382,21 @@ def test_conditional_update_does_not_touch_a_patient(world: World) -> None:
 # -- writes to A's records -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("resource_type", ["Patient", "ServiceRequest", "Consent", "QuestionnaireResponse", "Task"])
+@pytest.mark.parametrize(
+    "resource_type", ["Patient", "ServiceRequest", "Consent", "QuestionnaireResponse", "Task"]
+)
 def test_update_and_delete_of_a_records_answer_as_missing(world: World, resource_type: str) -> None:
     real = _id(world.refs[resource_type])
     body = ok(world.a.clinic.get(f"/fhir/{world.refs[resource_type]}"))
     clinic_b = world.b.clinic
     if resource_type == "Task":
-        # Clinics cannot create Tasks, so a made-up id is 403 (no update-as-create): so is A's.
-        assert_like_missing(clinic_b, "/fhir/Task/{id}", real, "PUT", 403, json=body)
+        # Clinics cannot create Tasks, so a made-up id is 404 (no update-as-create): so is A's.
+        assert_like_missing(clinic_b, "/fhir/Task/{id}", real, "PUT", json=body)
+        # Partners update (never create) Tasks: another partner's Task answers as a made-up id.
+        accepted = {**body, "status": "accepted"}
+        assert_like_missing(world.b.partner, "/fhir/Task/{id}", real, "PUT", json=accepted)
+        # Partners never delete: refused for the type (403) before any id is looked at.
+        assert_like_missing(world.b.partner, "/fhir/Task/{id}", real, "DELETE", 403)
     else:
         # A made-up id would be created (updateCreate); A's id is taken, so 404 and nothing written.
         theirs = clinic_b.put(f"/fhir/{resource_type}/{real}", json=body)
@@ -372,12 +406,6 @@ def test_update_and_delete_of_a_records_answer_as_missing(world: World, resource
     assert_like_missing(
         clinic_b, f"/fhir/{resource_type}/{{id}}", real, "PUT", 412, json=body, headers={"If-Match": 'W/"1"'}
     )
-    if resource_type == "Task":
-        # A partner may update but not create Tasks: a made-up id is 403 (no update-as-create), and
-        # another partner's Task must answer the same, not 404.
-        accepted = {**body, "status": "accepted"}
-        assert_like_missing(world.b.partner, "/fhir/Task/{id}", real, "PUT", 403, json=accepted)
-        assert_like_missing(world.b.partner, "/fhir/Task/{id}", real, "DELETE", 403)
     after = ok(world.a.clinic.get(f"/fhir/{world.refs[resource_type]}"))
     assert after["meta"]["versionId"] == body["meta"]["versionId"]
 
@@ -396,8 +424,12 @@ def test_a_deleted_record_cannot_be_revived_by_another_clinic(world: World) -> N
 def test_operation_on_a_assessment_answers_as_missing(world: World) -> None:
     real = _id(world.refs["QuestionnaireResponse"])
     assert world.a.clinic.post(f"/fhir/QuestionnaireResponse/{real}/$suggest-referrals").status_code == 200
-    assert_like_missing(world.b.clinic, "/fhir/QuestionnaireResponse/{id}/$suggest-referrals", real, method="POST")
-    assert_like_missing(world.b.partner, "/fhir/QuestionnaireResponse/{id}/$suggest-referrals", real, method="POST")
+    assert_like_missing(
+        world.b.clinic, "/fhir/QuestionnaireResponse/{id}/$suggest-referrals", real, method="POST"
+    )
+    assert_like_missing(
+        world.b.partner, "/fhir/QuestionnaireResponse/{id}/$suggest-referrals", real, method="POST"
+    )
 
 
 def test_clinic_b_cannot_link_its_referral_to_a_records(world: World) -> None:
@@ -418,9 +450,11 @@ def test_partner_a_loses_the_clinical_records_but_keeps_its_task(world: World) -
     consent = ok(a.clinic.get(f"/fhir/{refs['Consent']}"))
     ok(a.clinic.put(f"/fhir/{refs['Consent']}", json={**consent, "status": "inactive"}))
     for resource_type in shared:
-        assert_like_missing(a.partner, f"/fhir/{resource_type}/{{id}}", _id(refs[resource_type]))
-        found, total = _search_ids(a.partner, f"{resource_type}?_summary=count")
+        for suffix in ("", "/_history/1", "/_history"):
+            assert_like_missing(a.partner, f"/fhir/{resource_type}/{{id}}{suffix}", _id(refs[resource_type]))
+        _, total = _search_ids(a.partner, f"{resource_type}?_summary=count")
         assert total == 0, (resource_type, total)
+        assert _search_ids(a.partner, f"{resource_type}/_history") == (set(), 0)
     task = ok(a.partner.get(f"/fhir/{refs['Task']}"))
     assert task["status"] == "cancelled"
     found, _ = _search_ids(a.partner, "Task?_include=Task:focus&_include=Task:patient")
@@ -434,7 +468,10 @@ def test_partner_a_loses_the_clinical_records_but_keeps_its_task(world: World) -
 
 def test_server_owned_fields_from_the_client_are_ignored(world: World) -> None:
     clinic = world.a.clinic
-    body = {**_patient_body("9434765870", "CA-0003"), "meta": {"versionId": "99", "lastUpdated": "2001-01-01T00:00:00Z"}}
+    body = {
+        **_patient_body("9434765870", "CA-0003"),
+        "meta": {"versionId": "99", "lastUpdated": "2001-01-01T00:00:00Z"},
+    }
     created = ok(clinic.post("/fhir/Patient", json=body), 201)
     assert created["meta"]["versionId"] == "1"
     assert not created["meta"]["lastUpdated"].startswith("2001")

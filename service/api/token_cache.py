@@ -1,0 +1,54 @@
+"""A short-lived in-process cache of access-token lookups.
+
+Every FHIR request presents a token; looking it up costs a database round trip and a
+threadpool hop. Entries live at most ``TTL_SECONDS`` (and never past the token's own
+expiry), so removing a client takes effect in other processes within that time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+TTL_SECONDS = 10.0
+MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    client_id: str
+    organization_id: str
+    role: str
+    scopes: str
+    jti: str
+    expires_at: datetime
+
+
+class TokenCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[TokenInfo, float]] = {}
+
+    def get(self, token_hash: str) -> TokenInfo | None:
+        with self._lock:
+            entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        info, until = entry
+        if time.monotonic() >= until or info.expires_at <= datetime.now(UTC):
+            with self._lock:
+                self._entries.pop(token_hash, None)
+            return None
+        return info
+
+    def put(self, token_hash: str, info: TokenInfo) -> None:
+        with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[token_hash] = (info, time.monotonic() + TTL_SECONDS)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
