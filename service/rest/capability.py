@@ -31,7 +31,7 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
             "interaction": [{"code": code} for code in info.interactions],
             "versioning": "versioned-update",
             "readHistory": True,
-            "updateCreate": "update" in info.interactions,
+            "updateCreate": "update" in info.interactions and info.kind != "clinical",
             "conditionalCreate": "create" in info.interactions,
             "conditionalUpdate": "update" in info.interactions,
             "conditionalDelete": "not-supported",

@@ -111,7 +111,10 @@ def update(ctx: Context, resource_type: str, resource_id: str, body: Any, if_mat
             # Update as create with a client-chosen id (CapabilityStatement updateCreate). A caller that
             # may not create gets 404 for an unknown id, and a hidden id answers the same (its id is taken),
             # so the status never tells "someone else's" from "missing" (issue 3, no existence oracle).
-            if hidden or not _may_create(ctx, resource_type):
+            # Clinical records are never created by PUT: ids are the server's, so "PUT to a
+            # free id" cannot become an oracle for whether another organisation's id is taken.
+            clinical = registry.TYPES[resource_type].kind == "clinical"
+            if hidden or clinical or not _may_create(ctx, resource_type):
                 raise _not_found(resource_type, resource_id)
             return _create_checked(ctx, resource_type, resource, resource_id)
     assert old is not None

@@ -129,17 +129,20 @@ def test_racing_conditional_creates_make_one_resource(fhir: FhirClients) -> None
 
 
 def test_racing_update_as_create_with_one_client_id(fhir: FhirClients) -> None:
-    clinic = fhir.client("clinic")
+    admin = fhir.client("admin", "hub")
     responses = _race(
-        clinic,
+        admin,
         fhir.base_url,
         WRITERS,
-        lambda http, i: http.put("/fhir/Patient/race-own-id", json=_patient("race-own-id", f"Writer{i}")),
+        lambda http, i: http.put(
+            "/fhir/Organization/race-own-id",
+            json={"resourceType": "Organization", "id": "race-own-id", "name": f"Writer{i}"},
+        ),
     )
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(201) == 1, [r.text for r in responses]
     assert all(s in (200, 409) for s in statuses if s != 201), statuses
-    history = clinic.get("/fhir/Patient/race-own-id/_history").json()
+    history = admin.get("/fhir/Organization/race-own-id/_history").json()
     assert history["total"] == statuses.count(200) + 1
 
 

@@ -79,13 +79,22 @@ def test_server_owned_meta_from_client_is_ignored_on_update(fhir: FhirClients) -
 
 
 def test_update_as_create_with_client_id(fhir: FhirClients) -> None:
-    clinic = fhir.client("clinic")
-    body = {**patient(), "id": "my-own-id-1"}
-    created = clinic.put("/fhir/Patient/my-own-id-1", json=body)
+    admin = fhir.client("admin", "hub")
+    body = {"resourceType": "Organization", "id": "my-own-id-1", "name": "Own id Org"}
+    created = admin.put("/fhir/Organization/my-own-id-1", json=body)
     assert created.status_code == 201, created.text
     assert created.json()["id"] == "my-own-id-1"
     assert created.headers["ETag"] == 'W/"1"'
-    assert clinic.get("/fhir/Patient/my-own-id-1").status_code == 200
+    assert admin.get("/fhir/Organization/my-own-id-1").status_code == 200
+
+
+def test_put_never_creates_clinical_records(fhir: FhirClients) -> None:
+    # Ids of clinical records are the server's: PUT to an unused id is 404, exactly as
+    # for another organisation's id, so it cannot be used to probe which ids exist.
+    clinic = fhir.client("clinic")
+    missing = clinic.put("/fhir/Patient/my-own-id-2", json={**patient(), "id": "my-own-id-2"})
+    assert missing.status_code == 404, missing.text
+    assert clinic.get("/fhir/Patient?_id=my-own-id-2").json().get("total") == 0
 
 
 def test_delete_then_gone_history_keeps_all_versions(fhir: FhirClients) -> None:
