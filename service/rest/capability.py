@@ -77,7 +77,8 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
         + ", ".join(_SEARCH_RESULT)
         + f". _count defaults to {DEFAULT_COUNT} and is capped at {MAX_COUNT} entries per page; larger values"
         " are reduced to the cap. Pages are linked by an opaque _cursor (keyset paging), so next/previous"
-        " links stay correct while data changes.",
+        " links stay correct while data changes. Bundle.total is exact when asked for (_total=accurate,"
+        " _summary=count) and when the first page holds every match; otherwise it is left out.",
         "security": {
             "cors": False,
             "service": [

@@ -76,12 +76,13 @@ def test_every_supported_example_is_covered() -> None:
     assert len(supported) >= 20
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
+# Only the types Wraparound serves (Subscription, for one, is not among them).
+SERVED = sorted(n for n, b in EXAMPLES.items() if b["resourceType"] in registry.TYPES)
+
+
+@pytest.mark.parametrize("name", SERVED)
 def test_example_is_structurally_valid_r4(name: str) -> None:
-    body = EXAMPLES[name]
-    if body["resourceType"] not in registry.TYPES:
-        pytest.skip(f"{body['resourceType']} is not served by Wraparound")
-    assert structural_issues(copy.deepcopy(body)) == []
+    assert structural_issues(copy.deepcopy(EXAMPLES[name])) == []
 
 
 def test_http_create_read_update_roundtrip(fhir: FhirClients) -> None:

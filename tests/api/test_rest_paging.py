@@ -54,7 +54,7 @@ def _walk(client: Client, first: str, relation: str = "next") -> list[list[str]]
 def test_every_entry_exactly_once_in_order_forward_and_back(fhir: FhirClients) -> None:
     admin = fhir.client("admin", "hub")
     created = [_org(admin, f"Org {i:02d}") for i in range(45)]
-    first = _page(admin, "/fhir/Organization?_count=10")
+    first = _page(admin, "/fhir/Organization?_count=10&_total=accurate")
     assert first["total"] == 45
     assert _link(first, "previous") is None
     assert _link(first, "self") is not None
@@ -112,7 +112,7 @@ def test_count_is_capped_and_the_cap_documented(fhir: FhirClients) -> None:
             body = {"resourceType": "Organization", "name": f"Bulk {i:03d}"}
             store.create("Organization", body, extract_index_rows(body), now=now)
     admin = fhir.client("admin", "hub")
-    bundle = _page(admin, f"/fhir/Organization?_count={MAX_COUNT * 5}")
+    bundle = _page(admin, f"/fhir/Organization?_count={MAX_COUNT * 5}&_total=accurate")
     assert len(_match_ids(bundle)) == MAX_COUNT
     assert bundle["total"] == MAX_COUNT + 5
     rest = _page(admin, str(_link(bundle, "next")))
@@ -148,3 +148,17 @@ def test_offset_is_reported_as_unsupported(fhir: FhirClients) -> None:
     assert len(_match_ids(bundle)) == 3
     strict = admin.get("/fhir/Organization?_offset=2", headers={"Prefer": "handling=strict"})
     assert strict.status_code == 400
+
+
+def test_total_is_stated_only_when_cheap_or_asked_for(fhir: FhirClients) -> None:
+    admin = fhir.client("admin", "hub")
+    for i in range(3):
+        _org(admin, f"Total {i}")
+    whole = _page(admin, "/fhir/Organization?name=Total&_count=10")
+    assert whole["total"] == 3  # the first page holds every match: exact and free
+    partial = _page(admin, "/fhir/Organization?name=Total&_count=2")
+    assert "total" not in partial  # a COUNT is not run unless asked for
+    asked = _page(admin, "/fhir/Organization?name=Total&_count=2&_total=accurate")
+    assert asked["total"] == 3
+    none = _page(admin, "/fhir/Organization?name=Total&_count=10&_total=none")
+    assert "total" not in none
