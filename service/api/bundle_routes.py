@@ -12,7 +12,7 @@ from service.api.deps import get_caller, json_body, run
 from service.api.responses import FhirResponse
 from service.rest import bundle
 
-router = APIRouter(prefix="/fhir", tags=["FHIR batch/transaction"])
+router = APIRouter(prefix="/fhir", tags=["FHIR batch/transaction"], responses=examples.ERROR_RESPONSES)
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 BodyDep = Annotated[Any, Depends(json_body)]

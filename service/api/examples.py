@@ -177,3 +177,52 @@ ERROR_EXAMPLE: dict[str, Any] = {
         }
     ],
 }
+
+
+def _outcome(code: str, diagnostics: str) -> dict[str, Any]:
+    return {
+        "content": {
+            "application/fhir+json": {
+                "example": {
+                    "resourceType": "OperationOutcome",
+                    "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
+                }
+            }
+        }
+    }
+
+
+# OperationOutcome examples for /docs: every error is one of these shapes.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "Malformed request or invalid FHIR",
+        **_outcome("structure", "Patient.gender: Input should be 'male', 'female', 'other' or 'unknown'"),
+    },
+    401: {
+        "description": "No or invalid access token",
+        **_outcome("login", "A bearer access token is required"),
+    },
+    403: {
+        "description": "Scope or role does not allow this",
+        **_outcome("forbidden", "The access token's scopes do not allow 'create' on Patient"),
+    },
+    404: {
+        "description": "Unknown, or not visible to the caller",
+        **_outcome("not-found", "Patient/123 is not known"),
+    },
+    409: {
+        "description": "Concurrent change",
+        **_outcome("conflict", "Task/abc was changed by another request; read it again and retry"),
+    },
+    412: {
+        "description": "If-Match does not match the current version",
+        **_outcome("conflict", 'If-Match W/"1" does not match the current version 2 of Task/abc'),
+    },
+    422: {
+        "description": "Valid FHIR that breaks a business rule",
+        **_outcome(
+            "business-rule",
+            "consent check failed: opt-in service requires an active permit Consent naming the partner",
+        ),
+    },
+}

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from service.access.caller import Caller
+from service.api import examples
 from service.api.deps import get_caller, json_body, run
 from service.api.responses import FhirResponse
 from service.assessment import operations as assessment_operations
 
-router = APIRouter(prefix="/fhir", tags=["FHIR operations"])
+router = APIRouter(prefix="/fhir", tags=["FHIR operations"], responses=examples.ERROR_RESPONSES)
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 IdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-\.]{1,64}$", description="Logical id")]

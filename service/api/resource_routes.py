@@ -15,7 +15,7 @@ from service.rest import conditional, history, interactions, registry
 
 ResourceType = Enum("ResourceType", {name: name for name in registry.TYPES}, type=str)  # type: ignore[misc]
 
-router = APIRouter(prefix="/fhir", tags=["FHIR resources"])
+router = APIRouter(prefix="/fhir", tags=["FHIR resources"], responses=examples.ERROR_RESPONSES)
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 BodyDep = Annotated[Any, Depends(json_body)]

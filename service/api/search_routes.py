@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from service.access.caller import Caller
+from service.api import examples
 from service.api.deps import get_caller, run, settings_of
 from service.api.resource_routes import ResourceType, _rt
 from service.api.responses import FhirResponse
 from service.errors import PayloadTooLarge, UnsupportedMediaType
 from service.rest import search
 
-router = APIRouter(prefix="/fhir", tags=["FHIR search"])
+router = APIRouter(prefix="/fhir", tags=["FHIR search"], responses=examples.ERROR_RESPONSES)
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 PreferHandling = Annotated[

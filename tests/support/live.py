@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -22,7 +23,7 @@ class LiveServer:
 
     @classmethod
     @contextmanager
-    def start(cls, database: Database) -> Iterator[LiveServer]:
+    def start(cls, database: Database, **overrides: Any) -> Iterator[LiveServer]:
         from service.app import create_app
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -36,7 +37,7 @@ class LiveServer:
             allow_private_endpoints=True,
             rate_limit="100000/minute",
             token_rate_limit="100000/minute",
-        )
+        ).model_copy(update=overrides)
         app = create_app(settings, database=database)
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
         server = uvicorn.Server(config)
