@@ -11,6 +11,7 @@ from service.api import examples
 from service.api.deps import get_caller, json_body, run
 from service.api.responses import FhirResponse
 from service.assessment import operations as assessment_operations
+from service.assessment import populate as assessment_populate
 
 router = APIRouter(prefix="/fhir", tags=["FHIR operations"], responses=examples.ERROR_RESPONSES)
 
@@ -40,4 +41,28 @@ def suggest_referrals(
     wanted = assessment_operations.area_from(body, area)
     return FhirResponse(
         run(request, caller, lambda ctx: assessment_operations.suggest_referrals(ctx, resource_id, wanted))
+    )
+
+
+@router.post(
+    "/Questionnaire/$populate",
+    summary="SDC $populate: an in-progress QuestionnaireResponse prefilled for a Patient (not stored)",
+    response_class=FhirResponse,
+)
+def populate_questionnaire(
+    request: Request, caller: CallerDep, body: Annotated[Any, Depends(optional_body)]
+) -> FhirResponse:
+    return FhirResponse(run(request, caller, lambda ctx: assessment_populate.populate(ctx, body)))
+
+
+@router.post(
+    "/Questionnaire/{resource_id}/$populate",
+    summary="SDC $populate for one Questionnaire: an in-progress QuestionnaireResponse (not stored)",
+    response_class=FhirResponse,
+)
+def populate_questionnaire_instance(
+    request: Request, caller: CallerDep, resource_id: IdPath, body: Annotated[Any, Depends(optional_body)]
+) -> FhirResponse:
+    return FhirResponse(
+        run(request, caller, lambda ctx: assessment_populate.populate(ctx, body, resource_id))
     )
