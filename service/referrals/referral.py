@@ -67,7 +67,11 @@ def _create_issues(ctx: Context, request: dict[str, Any]) -> list[Issue]:
     decision = decide(ctx, request, route, ctx.caller.organization_id)
     if not decision.allowed:
         return [_issue("ServiceRequest", f"consent check failed: {decision.rule}")]
+    ctx.memo[_DECIDED] = (route, decision)
     return []
+
+
+_DECIDED = "referral:route-and-consent"
 
 
 def _update_issues(new: dict[str, Any], old: dict[str, Any]) -> list[Issue]:
@@ -116,10 +120,15 @@ def close_referral(ctx: Context, request_id: str, task_status: str) -> None:
 
 def _open_referral(ctx: Context, request: Stored) -> None:
     content = request.content or {}
-    route = resolve_route(ctx, content)
-    if not isinstance(route, Route):  # the rule has already checked it; a race would land here
-        raise BusinessRuleViolation(route.diagnostics, issues=[route])
-    decision = decide(ctx, content, route, ctx.caller.organization_id)
+    decided = ctx.memo.pop(_DECIDED, None)
+    if decided is not None:  # the create rule just resolved the route and decided consent
+        route, decision = decided
+    else:
+        found = resolve_route(ctx, content)
+        if not isinstance(found, Route):
+            raise BusinessRuleViolation(found.diagnostics, issues=[found])
+        route = found
+        decision = decide(ctx, content, route, ctx.caller.organization_id)
     if not decision.allowed:
         raise BusinessRuleViolation(f"consent check failed: {decision.rule}")
     patient = resolve(ctx, reference_of(content.get("subject")), ("Patient",))

@@ -20,8 +20,9 @@ class Context:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     # Set by batch/transaction processing so nested interactions know where they run.
     in_transaction: bool = False
-    # Audit entries gathered during the interaction, written before commit.
-    audit: list[dict[str, Any]] = field(default_factory=list)
+    # Results a validation rule worked out that its after-write hook needs again (the
+    # rule and the hook of one write run back to back in this transaction).
+    memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def store(self) -> ResourceStore:

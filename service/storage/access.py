@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, Connection, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service.storage.tables import ResourceAccess
 
@@ -12,11 +14,13 @@ A = ResourceAccess.__table__  # type: ignore[attr-defined]
 
 
 def grant(conn: Connection, rid: int, organization_id: str, reason: str) -> None:
-    present = conn.execute(
-        select(A.c.rid).where(A.c.rid == rid, A.c.organization_id == organization_id, A.c.reason == reason)
-    ).first()
-    if present is None:
-        conn.execute(insert(A).values(rid=rid, organization_id=organization_id, reason=reason))
+    # One statement, idempotent: INSERT ... ON CONFLICT DO NOTHING on the primary key.
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(
+        dialect_insert(A)
+        .values(rid=rid, organization_id=organization_id, reason=reason)
+        .on_conflict_do_nothing()
+    )
 
 
 def revoke_reason(conn: Connection, organization_id: str, reason: str) -> list[int]:
