@@ -22,9 +22,13 @@ app.command("demo")(demo)
 def serve(
     host: str = typer.Option(None, help="Bind address (default WRAPAROUND_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default WRAPAROUND_PORT or 8000)."),
-    worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the in-process delivery worker."),
+    worker: bool = typer.Option(
+        True,
+        "--worker/--no-worker",
+        help="Run the in-process delivery worker (CONTRACT.md; the worker arrives with the delivery adapters).",
+    ),
 ) -> None:
-    """Run the API (and, by default, an in-process delivery worker)."""
+    """Run the FHIR API. Deliveries are recorded in the outbox; the worker that sends them is next."""
     import uvicorn
 
     from service.app import create_app
