@@ -25,7 +25,7 @@ def serve(
     worker: bool = typer.Option(
         True,
         "--worker/--no-worker",
-        help="Run the in-process delivery worker (CONTRACT.md; the worker arrives with the delivery adapters).",
+        help="Run the in-process delivery worker (it arrives with the delivery adapters).",
     ),
 ) -> None:
     """Run the FHIR API. Deliveries are recorded in the outbox; the worker that sends them is next."""
