@@ -80,9 +80,10 @@ async def token(request: Request) -> JSONResponse:
     form: dict[str, str] = {}
     try:
         form = await _read_form(request)
-        # Keyed on the unverified iss so one client's retries cannot starve others; the address
-        # stands in when there is no readable iss.
-        key = tokens.claimed_client_id(form) or f"addr:{source}"
+        # Keyed on the unverified iss *and* the caller's address: one client's retries cannot
+        # starve others, and junk assertions naming a client from elsewhere cannot use up that
+        # client's allowance.
+        key = f"{tokens.claimed_client_id(form) or '-'}@{source}"
         ratelimit.check(settings.token_rate_limit, f"token:{key}")
         answer = await run_in_threadpool(_issue, db, settings, form, source)
     except TooManyRequests as exc:
