@@ -279,6 +279,22 @@ def test_wrong_values_are_dropped_and_reported(fhir: FhirClients, clinic: Client
     _assert_valid(clinic, parts["response"], questionnaire)
 
 
+def test_questionnaire_found_by_identifier(fhir: FhirClients, clinic: Client) -> None:
+    questionnaire = json.loads(PREPOP.read_text(encoding="utf-8"))
+    questionnaire.update(url="https://example.org/Questionnaire/prepop", version="2",
+                         identifier=[{"system": "https://example.org/forms", "value": "prepop"}])  # fmt: skip
+    _created(fhir.client("admin", "hub"), questionnaire)
+    patient = _patient(clinic, name=[{"family": "Okafor"}])
+    found = {"valueIdentifier": {"system": "https://example.org/forms", "value": "prepop"}}
+    qr = _populate(clinic, patient, identifier=found)["response"]
+    assert qr["questionnaire"] == "https://example.org/Questionnaire/prepop|2"
+    assert _answers(qr)["family-name"] == ["Okafor"]
+    unknown = _params(
+        patient, identifier={"valueIdentifier": {"system": "https://example.org/forms", "value": "x"}}
+    )
+    assert clinic.post(POPULATE, json=unknown).status_code == 404
+
+
 def test_refusals(fhir: FhirClients, clinic: Client) -> None:
     patient = _patient(clinic)
     target = {"canonical": {"valueUri": CANONICAL}}
