@@ -29,25 +29,13 @@ def serve(
     ),
 ) -> None:
     """Run the FHIR API. Deliveries are recorded in the outbox; the worker that sends them is next."""
-    import uvicorn
-
     from service.app import create_app
+    from service.serving import run_server, settings_for
 
-    settings = get_settings()
-    if host:
-        settings.host = host
-    if port:
-        settings.port = port
+    settings = settings_for(host, port)
     application = create_app(settings)
     application.state.run_worker = worker
-    # No uvicorn access log: request lines carry query strings (identifiers, NHS numbers).
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
+    run_server(application, settings)
 
 
 @db_app.command("upgrade")

@@ -77,19 +77,14 @@ def demo(
     ] = DEFAULT_KEYS_DIR,
 ) -> None:
     """Start a ready-to-try hub: demo directory, demo clients with fresh keys, and a printed walkthrough."""
-    import uvicorn
-
     from service.app import create_app
     from service.bootstrap import load_definitions
     from service.demo import setup_demo
     from service.demo_walkthrough import walkthrough
+    from service.serving import run_server, settings_for
     from service.wiring import wire
 
-    settings = get_settings()
-    if host:
-        settings.host = host
-    if port:
-        settings.port = port
+    settings = settings_for(host, port)
     wire()
     db = Database(settings.database_url)
     try:
@@ -108,14 +103,7 @@ def demo(
     typer.echo(walkthrough(setup))
     application = create_app(settings, database=db)
     application.state.run_worker = True  # as `wraparound serve` does by default
-    # No uvicorn access log, as in `serve`: request lines carry query strings (identifiers, NHS numbers).
     try:
-        uvicorn.run(
-            application,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-        )
+        run_server(application, settings)
     finally:
         db.dispose()

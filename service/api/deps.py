@@ -15,10 +15,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
+from auth.tokens import AccessTokenClaims as TokenInfo
 from auth.tokens import hash_token
 from service.access.caller import Caller, Role
 from service.api import ratelimit
-from service.api.token_cache import TokenCache, TokenInfo
+from service.api.token_cache import TokenCache
 from service.audit import record
 from service.errors import Conflict, FhirError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from service.fhir.jsonbody import parse_json

@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from auth.tokens import AccessTokenClaims as TokenInfo
 
 TTL_SECONDS = 10.0
 MAX_ENTRIES = 10_000
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    client_id: str
-    organization_id: str
-    role: str
-    scopes: str
-    jti: str
-    expires_at: datetime
 
 
 class TokenCache:
