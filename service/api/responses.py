@@ -9,6 +9,7 @@ import orjson
 from fastapi.responses import Response
 
 from service.errors import Issue, operation_outcome
+from service.rest.prefer import return_preference
 from service.storage.resources import Stored
 
 FHIR_JSON = "application/fhir+json"
@@ -44,7 +45,7 @@ def respond(
 ) -> FhirResponse:
     """Apply ``Prefer: return=`` (http://hl7.org/fhir/R4/http.html#ops) to a write's result."""
     all_headers = version_headers(stored) | (headers or {})
-    wanted = _return_preference(prefer)
+    wanted = return_preference(prefer)
     if wanted == "minimal" and status in (200, 201):
         return FhirResponse(None, status_code=status, headers=all_headers)
     if wanted == "OperationOutcome" and status in (200, 201):
@@ -53,13 +54,3 @@ def respond(
         )
         return FhirResponse(outcome, status_code=status, headers=all_headers)
     return FhirResponse(body, status_code=status, headers=all_headers)
-
-
-def _return_preference(prefer: str | None) -> str:
-    if not prefer:
-        return "representation"
-    for part in prefer.split(","):
-        key, _, value = part.strip().partition("=")
-        if key.strip() == "return":
-            return value.strip().strip('"')
-    return "representation"

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from service.access import policy
 from service.errors import BadRequest, Issue, PreconditionFailed
 from service.rest.context import Context
-from service.rest.interactions import _require_type
+from service.rest.interactions import require_type
 from service.rest.search import find
 
 PLACEHOLDERS = ("urn:uuid:", "urn:oid:")
@@ -79,7 +79,7 @@ def rewrite_url(url: str, mapping: dict[str, str]) -> str:
 
 
 def _resolve_conditional(ctx: Context, resource_type: str, query: str) -> str:
-    _require_type(resource_type, "search-type")
+    require_type(resource_type, "search-type")
     policy.authorize(ctx.caller, resource_type, "search-type")
     params = parse_qsl(query, keep_blank_values=False)
     if not params:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any, NoReturn
-from urllib.parse import parse_qsl
 
 from service.access import policy
 from service.audit import record
@@ -24,18 +21,17 @@ from service.errors import (
     Issue,
     NotFound,
     NotSupported,
-    PayloadTooLarge,
     PreconditionFailed,
 )
-from service.errors import operation_outcome as outcome_of
 from service.rest import _bundle_refs, conditional, history, interactions
+from service.rest._bundle_entries import Entry, envelope, parse_entry
+from service.rest._bundle_response import response_entry
 from service.rest.context import Context
-from service.rest.interactions import Result, _require_type
+from service.rest.interactions import Result, require_type
+from service.rest.prefer import return_preference
 from service.rest.search import find, search
 from service.storage.resources import Stored, new_id
 
-MAX_ENTRIES = 1000
-METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
 # Processing order for transactions (http://hl7.org/fhir/R4/http.html#trules); batches use it too.
 _RANK = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _ACTION = {
@@ -48,28 +44,9 @@ _ACTION = {
 }
 
 
-@dataclass
-class Entry:
-    index: int
-    method: str
-    url: str  # relative to the base, e.g. "Patient/1" or "Patient?identifier=..."
-    resource: dict[str, Any] | None
-    full_url: str | None
-    if_none_exist: str | None
-    if_match: str | None
-
-    @property
-    def path(self) -> list[str]:
-        return [p for p in self.url.partition("?")[0].split("/") if p]
-
-    @property
-    def params(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.url.partition("?")[2], keep_blank_values=True)
-
-
 def process(ctx: Context, body: Any, *, prefer: str | None = None) -> dict[str, Any]:
-    kind, raw = _envelope(body)
-    parsed = [_parse(ctx, i, e) for i, e in enumerate(raw)]
+    kind, raw = envelope(body)
+    parsed = [parse_entry(ctx, i, e) for i, e in enumerate(raw)]
     if kind == "transaction":
         ctx.in_transaction = True
         entries = [p if isinstance(p, Entry) else _fail(i, p) for i, p in enumerate(parsed)]
@@ -81,75 +58,10 @@ def process(ctx: Context, body: Any, *, prefer: str | None = None) -> dict[str, 
     response: dict[str, Any] = {"resourceType": "Bundle", "type": f"{kind}-response"}
     if outcomes:  # FHIR JSON has no empty arrays
         response["entry"] = [
-            _response(ctx, o, m, _preference(prefer)) for o, m in zip(outcomes, methods, strict=True)
+            response_entry(ctx, o, m, return_preference(prefer))
+            for o, m in zip(outcomes, methods, strict=True)
         ]
     return response
-
-
-def _envelope(body: Any) -> tuple[str, list[Any]]:
-    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-        raise BadRequest("POST to the base takes a Bundle of type 'transaction' or 'batch'")
-    kind = body.get("type")
-    if kind not in ("transaction", "batch"):
-        raise BadRequest(
-            "Bundle.type must be 'transaction' or 'batch' to be POSTed to the base",
-            issues=[
-                Issue(
-                    code="invalid",
-                    diagnostics="Bundle.type must be transaction or batch",
-                    expression=("Bundle.type",),
-                )
-            ],
-        )
-    entries = body.get("entry", [])
-    if not isinstance(entries, list):
-        raise BadRequest(
-            "Bundle.entry must be an array",
-            issues=[Issue("structure", "Bundle.entry must be an array", expression=("Bundle.entry",))],
-        )
-    if len(entries) > MAX_ENTRIES:
-        raise PayloadTooLarge(f"A {kind} may hold at most {MAX_ENTRIES} entries; split it")
-    return str(kind), entries
-
-
-def _parse(ctx: Context, index: int, raw: Any) -> Entry | FhirError:
-    where = f"Bundle.entry[{index}]"
-
-    def bad(what: str, path: str) -> BadRequest:
-        return BadRequest(
-            f"{where}: {what}", issues=[Issue("required", what, expression=(f"{where}{path}",))]
-        )
-
-    request = raw.get("request") if isinstance(raw, dict) else None
-    if not isinstance(request, dict):
-        return bad("every entry needs a request", ".request")
-    method, url = request.get("method"), request.get("url")
-    if method not in METHODS:
-        return bad("request.method must be GET, POST, PUT or DELETE", ".request.method")
-    if not isinstance(url, str) or not url.strip():
-        return bad("request.url is required", ".request.url")
-    url = url.strip()
-    if url.startswith(("http://", "https://")):
-        if not url.startswith(ctx.base_url + "/"):
-            return bad("request.url must be relative to this server's base", ".request.url")
-        url = url[len(ctx.base_url) + 1 :]
-    resource = raw.get("resource")
-    if method in ("POST", "PUT") and not isinstance(resource, dict):
-        return bad(f"a {method} entry needs a resource", ".resource")
-    full_url = raw.get("fullUrl")
-    return Entry(
-        index,
-        str(method),
-        url.lstrip("/"),
-        resource if isinstance(resource, dict) else None,
-        full_url if isinstance(full_url, str) and full_url else None,
-        _text(request.get("ifNoneExist")),
-        _text(request.get("ifMatch")),
-    )
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
 
 
 def _transaction(ctx: Context, entries: list[Entry]) -> list[Result]:
@@ -269,7 +181,7 @@ def _within(where: str, expression: str) -> str:
 def _existing(ctx: Context, entry: Entry) -> Stored | None:
     """Conditional create's search (http.html#ccreate), run before ids are handed out."""
     rtype = entry.path[0] if len(entry.path) == 1 else ""
-    _require_type(rtype, "create")
+    require_type(rtype, "create")
     policy.authorize(ctx.caller, rtype, "create")
     params = conditional._criteria(entry.if_none_exist or "")
     conditional._lock(ctx, rtype, params)
@@ -316,7 +228,7 @@ def _execute(ctx: Context, entry: Entry, resource_id: str | None = None) -> Resu
 
 def _conditional_delete(ctx: Context, entry: Entry) -> Result:
     rtype = entry.path[0]
-    _require_type(rtype, "delete")
+    require_type(rtype, "delete")
     policy.authorize(ctx.caller, rtype, "delete")
     matches = find(ctx, rtype, entry.params)
     if not matches:
@@ -324,43 +236,3 @@ def _conditional_delete(ctx: Context, entry: Entry) -> Result:
     if len(matches) > 1:
         raise PreconditionFailed(f"The conditional delete matched more than one {rtype}")
     return interactions.delete(ctx, rtype, matches[0].id, entry.if_match)
-
-
-def _preference(prefer: str | None) -> str:
-    for part in (prefer or "").split(","):
-        key, _, value = part.strip().partition("=")
-        if key.strip() == "return":
-            return value.strip().strip('"')
-    return "representation"
-
-
-def _response(ctx: Context, outcome: Result | FhirError, method: str, prefer: str) -> dict[str, Any]:
-    if isinstance(outcome, FhirError):
-        status = f"{outcome.status} {HTTPStatus(outcome.status).phrase}"
-        return {"response": {"status": status, "outcome": outcome.outcome()}}
-    response: dict[str, Any] = {"status": f"{outcome.status} {HTTPStatus(outcome.status).phrase}"}
-    entry: dict[str, Any] = {}
-    stored = outcome.stored
-    if stored is not None:
-        if not stored.deleted:
-            entry["fullUrl"] = f"{ctx.base_url}/{stored.resource_type}/{stored.id}"
-        if method in ("POST", "PUT"):
-            response["location"] = f"{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
-        response["etag"] = f'W/"{stored.version_id}"'
-        response["lastModified"] = _instant(stored)
-    body = outcome.body
-    if body is not None and method != "HEAD":
-        if method == "GET" or prefer == "representation":
-            entry["resource"] = body
-        elif prefer == "OperationOutcome":
-            done = Issue("informational", f"Done: HTTP {outcome.status}", "information")
-            response["outcome"] = outcome_of([done])
-    entry["response"] = response
-    return entry
-
-
-def _instant(stored: Stored) -> str:
-    meta = (stored.content or {}).get("meta") or {}
-    if isinstance(meta.get("lastUpdated"), str):
-        return str(meta["lastUpdated"])
-    return stored.last_updated.isoformat(timespec="milliseconds").replace("+00:00", "Z")

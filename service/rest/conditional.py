@@ -16,7 +16,7 @@ from service.access import policy
 from service.errors import BadRequest, PreconditionFailed
 from service.rest import interactions
 from service.rest.context import Context
-from service.rest.interactions import Result, _require_type
+from service.rest.interactions import Result, require_type
 from service.rest.search import find
 from service.storage import locks
 
@@ -33,7 +33,7 @@ def _lock(ctx: Context, resource_type: str, params: list[tuple[str, str]]) -> No
 
 
 def create(ctx: Context, resource_type: str, body: Any, if_none_exist: str) -> Result:
-    _require_type(resource_type, "create")
+    require_type(resource_type, "create")
     policy.authorize(ctx.caller, resource_type, "create")
     params = _criteria(if_none_exist)
     _lock(ctx, resource_type, params)
@@ -51,7 +51,7 @@ def create(ctx: Context, resource_type: str, body: Any, if_none_exist: str) -> R
 def update(
     ctx: Context, resource_type: str, params: list[tuple[str, str]], body: Any, if_match: str | None
 ) -> Result:
-    _require_type(resource_type, "update")
+    require_type(resource_type, "update")
     policy.authorize(ctx.caller, resource_type, "update")
     params = [(k, v) for k, v in params if k not in ("_format", "_pretty")]
     if not params:

@@ -11,7 +11,7 @@ from service.access.visibility import is_visible, unrestricted
 from service.audit import record
 from service.errors import BadRequest, NotFound
 from service.rest.context import Context
-from service.rest.interactions import _require_type
+from service.rest.interactions import require_type
 from service.search.parse import MAX_COUNT
 from service.storage.resources import Stored
 
@@ -91,7 +91,7 @@ def _bundle(
 def instance(
     ctx: Context, resource_type: str, resource_id: str, params: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    _require_type(resource_type, "history-instance")
+    require_type(resource_type, "history-instance")
     policy.authorize(ctx.caller, resource_type, "history-instance")
     current = ctx.store.current(resource_type, resource_id)
     if current is None or not is_visible(ctx.conn, ctx.caller, current):
@@ -105,7 +105,7 @@ def instance(
 
 
 def type_(ctx: Context, resource_type: str, params: list[tuple[str, str]]) -> dict[str, Any]:
-    _require_type(resource_type, "history-type")
+    require_type(resource_type, "history-type")
     policy.authorize(ctx.caller, resource_type, "history-type")
     since, at, count, offset = _parse(params)
     # Restrict to resources the caller may see *now*: history never widens visibility.

@@ -30,7 +30,7 @@ class Result:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _require_type(resource_type: str, interaction: str) -> None:
+def require_type(resource_type: str, interaction: str) -> None:
     if resource_type not in registry.TYPES:
         raise NotFound(f"Resource type '{resource_type}' is not supported by this server")
     if not registry.supports(resource_type, interaction):
@@ -53,7 +53,7 @@ def load_visible(ctx: Context, resource_type: str, resource_id: str) -> Stored:
 
 
 def read(ctx: Context, resource_type: str, resource_id: str) -> Result:
-    _require_type(resource_type, "read")
+    require_type(resource_type, "read")
     policy.authorize(ctx.caller, resource_type, "read")
     stored = load_visible(ctx, resource_type, resource_id)
     record.access(ctx, "read", [stored])
@@ -61,7 +61,7 @@ def read(ctx: Context, resource_type: str, resource_id: str) -> Result:
 
 
 def vread(ctx: Context, resource_type: str, resource_id: str, version: str) -> Result:
-    _require_type(resource_type, "vread")
+    require_type(resource_type, "vread")
     policy.authorize(ctx.caller, resource_type, "vread")
     current = ctx.store.current(resource_type, resource_id)
     if current is None or not is_visible(ctx.conn, ctx.caller, current) or not version.isdigit():
@@ -77,7 +77,7 @@ def vread(ctx: Context, resource_type: str, resource_id: str, version: str) -> R
 
 def create(ctx: Context, resource_type: str, body: Any, *, resource_id: str | None = None) -> Result:
     # resource_id: an id the server chose in advance (transaction entries, http.html#trules).
-    _require_type(resource_type, "create")
+    require_type(resource_type, "create")
     policy.authorize(ctx.caller, resource_type, "create")
     resource = check_envelope(body, resource_type, None)
     resource.pop("id", None)  # server-assigned ids (http://hl7.org/fhir/R4/http.html#create)
@@ -98,7 +98,7 @@ def _create_checked(
 
 
 def update(ctx: Context, resource_type: str, resource_id: str, body: Any, if_match: str | None) -> Result:
-    _require_type(resource_type, "update")
+    require_type(resource_type, "update")
     policy.authorize(ctx.caller, resource_type, "update")
     resource = check_envelope(body, resource_type, resource_id)
     old = ctx.store.current_for_write(resource_type, resource_id)
@@ -135,7 +135,7 @@ def _may_create(ctx: Context, resource_type: str) -> bool:
 
 
 def delete(ctx: Context, resource_type: str, resource_id: str, if_match: str | None = None) -> Result:
-    _require_type(resource_type, "delete")
+    require_type(resource_type, "delete")
     policy.authorize(ctx.caller, resource_type, "delete")
     old = ctx.store.current_for_write(resource_type, resource_id)
     if old is None or not is_visible(ctx.conn, ctx.caller, old):

@@ -21,7 +21,7 @@ from service.access.visibility import filter_visible, search_condition
 from service.audit import record
 from service.errors import BadRequest, Issue, operation_outcome
 from service.rest.context import Context
-from service.rest.interactions import _require_type
+from service.rest.interactions import require_type
 from service.rest.subsetting import subset
 from service.search.compile import compile_filters, sort_expression
 from service.search.parse import SearchQuery, parse_search
@@ -108,7 +108,7 @@ def _includes(ctx: Context, query: SearchQuery, matches: list[Stored]) -> list[S
 def search(
     ctx: Context, resource_type: str, params: list[tuple[str, str]], *, strict: bool = False
 ) -> dict[str, Any]:
-    _require_type(resource_type, "search-type")
+    require_type(resource_type, "search-type")
     policy.authorize(ctx.caller, resource_type, "search-type")
     query = parse_search(resource_type, params)
     if query.offset:
