@@ -14,7 +14,8 @@ from service.storage import access
 from service.storage.resources import Stored
 
 
-def is_visible(conn: Connection, caller: Caller, stored: Stored) -> bool:
+def is_visible(conn: Connection, caller: Caller, stored: Stored, *, granted: bool | None = None) -> bool:
+    """``granted``: whether the caller's organisation has an access row, when already known."""
     if not may_read_type(caller, stored.resource_type):
         return False
     if stored.resource_type in PUBLIC_READ:
@@ -22,6 +23,8 @@ def is_visible(conn: Connection, caller: Caller, stored: Stored) -> bool:
     if caller.role == "admin":
         # Admins see directory resources and audit, never clinical data (policy.ADMIN_READ).
         return True
+    if granted is not None:
+        return granted
     return access.has_access(conn, stored.rid, caller.organization_id)
 
 

@@ -44,8 +44,8 @@ def _not_found(resource_type: str, resource_id: str) -> NotFound:
 
 def load_visible(ctx: Context, resource_type: str, resource_id: str) -> Stored:
     """The current version, if the caller may see it; 404 otherwise, 410 when deleted."""
-    stored = ctx.store.current(resource_type, resource_id)
-    if stored is None or not is_visible(ctx.conn, ctx.caller, stored):
+    stored, granted = ctx.store.current_with_access(resource_type, resource_id, ctx.caller.organization_id)
+    if stored is None or not is_visible(ctx.conn, ctx.caller, stored, granted=granted):
         raise _not_found(resource_type, resource_id)
     if stored.deleted:
         raise Gone(f"{resource_type}/{resource_id} was deleted", headers={"ETag": f'W/"{stored.version_id}"'})

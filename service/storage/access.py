@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, Connection, delete, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -13,13 +13,16 @@ from service.storage.tables import ResourceAccess
 A = ResourceAccess.__table__  # type: ignore[attr-defined]
 
 
+# One statement, idempotent: INSERT ... ON CONFLICT DO NOTHING on the primary key (built once).
+_GRANT = {
+    "postgresql": pg_insert(A).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(A).on_conflict_do_nothing(),
+}
+
+
 def grant(conn: Connection, rid: int, organization_id: str, reason: str) -> None:
-    # One statement, idempotent: INSERT ... ON CONFLICT DO NOTHING on the primary key.
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
-        dialect_insert(A)
-        .values(rid=rid, organization_id=organization_id, reason=reason)
-        .on_conflict_do_nothing()
+        _GRANT[conn.dialect.name], {"rid": rid, "organization_id": organization_id, "reason": reason}
     )
 
 
@@ -48,7 +51,9 @@ def organizations_with_access(conn: Connection, rid: int) -> set[str]:
     return {r[0] for r in conn.execute(select(A.c.organization_id).where(A.c.rid == rid)).all()}
 
 
-def visible_condition(rid_column: ColumnElement[int], organization_id: str) -> ColumnElement[bool]:
+def visible_condition(
+    rid_column: ColumnElement[int], organization_id: str | BindParameter[str]
+) -> ColumnElement[bool]:
     # Uncorrelated IN: served from ix_resource_access_org (organization_id, rid).
     return rid_column.in_(select(A.c.rid).where(A.c.organization_id == organization_id))
 

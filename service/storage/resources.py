@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, String, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict
@@ -82,7 +82,26 @@ def row_to_stored(r: Any) -> Stored:
     )
 
 
+# Built once: building a Core statement per call costs more than executing it on SQLite.
+_INSERT_RESOURCE = insert(R).returning(R.c.rid)
+_INSERT_HISTORY = insert(H)
+
 COLUMNS = (R.c.rid, R.c.resource_type, R.c.id, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
+_SELECT_CURRENT = select(*COLUMNS).where(R.c.resource_type == bindparam("rtype"), R.c.id == bindparam("rid_"))
+_SELECT_CURRENT_GRANTED = select(
+    *COLUMNS, visible_condition(R.c.rid, bindparam("org", type_=String())).label("granted")
+).where(R.c.resource_type == bindparam("rtype"), R.c.id == bindparam("rid_"))
+_BUMP = (
+    update(R)
+    .where(R.c.rid == bindparam("w_rid"), R.c.version_id == bindparam("w_version"))
+    .values(
+        version_id=bindparam("version_id"),
+        last_updated=bindparam("last_updated"),
+        deleted=bindparam("deleted"),
+        content=bindparam("content"),
+    )
+)
+_INSERT_INDEX = {table.name: insert(table) for table in INDEX_TABLES}
 
 
 class ResourceStore:
@@ -93,10 +112,17 @@ class ResourceStore:
 
     # -- reads -----------------------------------------------------------------
     def current(self, resource_type: str, resource_id: str) -> Stored | None:
-        row = self.conn.execute(
-            select(*COLUMNS).where(R.c.resource_type == resource_type, R.c.id == resource_id)
-        ).first()
+        row = self.conn.execute(_SELECT_CURRENT, {"rtype": resource_type, "rid_": resource_id}).first()
         return row_to_stored(row) if row else None
+
+    def current_with_access(
+        self, resource_type: str, resource_id: str, organization_id: str
+    ) -> tuple[Stored | None, bool]:
+        """The current version and whether the organisation has an access row for it (one query)."""
+        row = self.conn.execute(
+            _SELECT_CURRENT_GRANTED, {"rtype": resource_type, "rid_": resource_id, "org": organization_id}
+        ).first()
+        return (row_to_stored(row), bool(row.granted)) if row else (None, False)
 
     def current_for_write(self, resource_type: str, resource_id: str) -> Stored | None:
         """The current version, with writers to this id serialised until commit.
@@ -195,16 +221,15 @@ class ResourceStore:
         doc = _stamp(content, rid_, 1, now)
         try:
             rid = self.conn.execute(
-                insert(R)
-                .values(
-                    resource_type=resource_type,
-                    id=rid_,
-                    version_id=1,
-                    last_updated=now,
-                    deleted=False,
-                    content=doc,
-                )
-                .returning(R.c.rid)
+                _INSERT_RESOURCE,
+                {
+                    "resource_type": resource_type,
+                    "id": rid_,
+                    "version_id": 1,
+                    "last_updated": now,
+                    "deleted": False,
+                    "content": doc,
+                },
             ).scalar_one()
         except IntegrityError:
             # Another transaction created this id first (e.g. a racing update-as-create).
@@ -240,9 +265,15 @@ class ResourceStore:
 
     def _bump(self, old: Stored, version: int, now: datetime, *, deleted: bool, content: Any) -> None:
         result = self.conn.execute(
-            update(R)
-            .where(R.c.rid == old.rid, R.c.version_id == old.version_id)
-            .values(version_id=version, last_updated=now, deleted=deleted, content=content)
+            _BUMP,
+            {
+                "w_rid": old.rid,
+                "w_version": old.version_id,
+                "version_id": version,
+                "last_updated": now,
+                "deleted": deleted,
+                "content": content,
+            },
         )
         if result.rowcount != 1:
             raise Conflict(
@@ -253,15 +284,16 @@ class ResourceStore:
         self, rid: int, rtype: str, rid_: str, version: int, now: datetime, method: str, doc: Any
     ) -> None:
         self.conn.execute(
-            insert(H).values(
-                rid=rid,
-                version_id=version,
-                resource_type=rtype,
-                id=rid_,
-                last_updated=now,
-                method=method,
-                content=doc,
-            )
+            _INSERT_HISTORY,
+            {
+                "rid": rid,
+                "version_id": version,
+                "resource_type": rtype,
+                "id": rid_,
+                "last_updated": now,
+                "method": method,
+                "content": doc,
+            },
         )
 
     def _clear_index(self, rid: int) -> None:
@@ -276,7 +308,7 @@ class ResourceStore:
             values["resource_type"] = rtype
             buckets.setdefault(table, []).append(values)
         for table, values_list in buckets.items():
-            self.conn.execute(insert(table), values_list)
+            self.conn.execute(_INSERT_INDEX[table.name], values_list)
 
 
 def _index_values(row: IndexRow) -> tuple[Any, dict[str, Any]]:
