@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from service.errors import Conflict
 from service.search.types import DateRow, IndexRow, NumberRow, ReferenceRow, StringRow, TokenRow, UriRow
 from service.storage import locks
-from service.storage.access import visible_condition
+from service.storage.access import granted_column, visible_condition
 from service.storage.tables import (
     IdxDate,
     IdxNumber,
@@ -89,7 +89,7 @@ _INSERT_HISTORY = insert(H)
 COLUMNS = (R.c.rid, R.c.resource_type, R.c.id, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
 _SELECT_CURRENT = select(*COLUMNS).where(R.c.resource_type == bindparam("rtype"), R.c.id == bindparam("rid_"))
 _SELECT_CURRENT_GRANTED = select(
-    *COLUMNS, visible_condition(R.c.rid, bindparam("org", type_=String())).label("granted")
+    *COLUMNS, granted_column(R.c.rid, bindparam("org", type_=String())).label("granted")
 ).where(R.c.resource_type == bindparam("rtype"), R.c.id == bindparam("rid_"))
 _BUMP = (
     update(R)
