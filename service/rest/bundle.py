@@ -48,7 +48,6 @@ def process(ctx: Context, body: Any, *, prefer: str | None = None) -> dict[str, 
     kind, raw = envelope(body)
     parsed = [parse_entry(ctx, i, e) for i, e in enumerate(raw)]
     if kind == "transaction":
-        ctx.in_transaction = True
         entries = [p if isinstance(p, Entry) else _fail(i, p) for i, p in enumerate(parsed)]
         outcomes: list[Result | FhirError] = list(_transaction(ctx, entries))
     else:

@@ -18,8 +18,6 @@ class Context:
     caller: Caller
     base_url: str  # the FHIR base, e.g. https://hub.example/fhir
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    # Set by batch/transaction processing so nested interactions know where they run.
-    in_transaction: bool = False
     # Results a validation rule worked out that its after-write hook needs again (the
     # rule and the hook of one write run back to back in this transaction).
     memo: dict[str, Any] = field(default_factory=dict)
