@@ -68,6 +68,7 @@ def build_event(
             "identifier": {"system": "https://wraparound.org.uk/fhir/Id/client", "value": caller.client_id},
             "display": caller.client_id,
         },
+        "altId": caller.client_id,
         "requestor": True,
         "role": [{"text": caller.role}],
     }

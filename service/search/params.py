@@ -205,6 +205,9 @@ _DEFINITIONS: dict[str, list[SearchParam]] = {
     ],
     "AuditEvent": [
         _p("entity", "reference", "AuditEvent.entity.what"),
+        # R4 AuditEvent-altid: the hub puts the SMART client id in agent.altId, so admins can
+        # search the trail by client as well as by organisation.
+        _p("altid", "token", "AuditEvent.agent.altId"),
         _p("agent", "reference", "AuditEvent.agent.who", "Device", "Organization", "Patient", "Practitioner",
            "PractitionerRole", "RelatedPerson"),
         _p("date", "date", "AuditEvent.recorded"),

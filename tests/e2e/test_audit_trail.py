@@ -214,6 +214,16 @@ def test_admin_searches_by_entity_date_type_action_outcome(trail: Trail) -> None
     assert _events(admin, f"subtype={REST}|delete&entity={trail.bundle_patient}")
 
 
+def test_admin_searches_by_client_id(trail: Trail) -> None:
+    # agent.altId carries the SMART client id (R4 search parameter AuditEvent-altid).
+    clinic = trail.hub.clinic
+    by_client = _events(trail.hub.admin, f"altid={clinic.client_id}")
+    assert by_client
+    assert {e["agent"][0]["altId"] for e in by_client} == {clinic.client_id}
+    by_org = {e["id"] for e in _events(trail.hub.admin, f"agent={clinic.org_ref}")}
+    assert {e["id"] for e in by_client} <= by_org
+
+
 def _audit_writes(client: Client, event: dict[str, Any]) -> list[int]:
     path = f"/fhir/AuditEvent/{event['id']}"
     return [

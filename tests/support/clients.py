@@ -51,6 +51,7 @@ class Client:
     organization_id: str
     role: str
     headers: dict[str, str] = field(default_factory=dict)
+    client_id: str = ""
 
     def _h(self, extra: dict[str, str] | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", **FHIR_JSON, **(extra or {})}
@@ -125,7 +126,7 @@ class FhirClients:
         org = organization_id or f"{role}-{uuid.uuid4().hex[:8]}"
         cid = client_id or f"{org}-{role}-client"
         self.register(cid, org, role, scopes)
-        return Client(self.http, self.token(cid, scopes), org, role)
+        return Client(self.http, self.token(cid, scopes), org, role, client_id=cid)
 
     def anonymous(self) -> httpx.Client:
         return self.http
