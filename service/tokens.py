@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from auth.assertion import DEFAULT_ALGS, AssertionRejected, ClientKeys, verify_client_assertion
-from auth.jwks_fetcher import JwksFetcher
+from auth.jwks_fetcher import JwksFetcher, JwksFetchError
 from auth.scopes import grant
 from auth.tokens import new_access_token
 from service.access.caller import Caller
@@ -159,6 +160,23 @@ def _verify(conn: Connection, form: dict[str, str], url: str, settings: Settings
             "invalid_client", "client assertion rejected (other)", 401, reason=f"error:{type(exc).__name__}"
         ) from exc
     return rows[verified.client_id]
+
+
+def jwks_url_of_claimed_client(conn: Connection, form: dict[str, str]) -> str | None:
+    """The registered JWKS URL of the client the assertion claims to be, if it has one."""
+    client_id = claimed_client_id(form)
+    row = storage.get_client(conn, client_id) if client_id else None
+    return str(row.jwks_url) if row is not None and row.jwks_url else None
+
+
+def warm_jwks(url: str, settings: Settings) -> None:
+    """Fetch a client's JWKS into the process cache *before* the token transaction opens.
+
+    A slow JWKS host must not hold a database transaction (on SQLite, the one writer lock)
+    for the fetch deadline; failures are left for verification to report.
+    """
+    with contextlib.suppress(JwksFetchError):  # verification will try again and report it
+        jwks_fetcher(allow_private=settings.allow_private_endpoints).get(url)
 
 
 def issue_token(

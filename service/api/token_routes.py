@@ -56,6 +56,10 @@ async def _read_form(request: Request) -> dict[str, str]:
 
 
 def _issue(db: Database, settings: Settings, form: dict[str, str], source: str) -> dict[str, Any]:
+    with db.transaction(write=False) as conn:
+        jwks_url = tokens.jwks_url_of_claimed_client(conn, form)
+    if jwks_url:
+        tokens.warm_jwks(jwks_url, settings)
     now = datetime.now(UTC)
     with db.transaction(write=True) as conn:
         return tokens.issue_token(
