@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from fhir_profiles import BASE
@@ -80,10 +81,19 @@ def revoke_partner(ctx: Context, partner_org_id: str, service_request_id: str) -
 
 
 def grant_partner(
-    ctx: Context, partner_org_id: str, service_request_id: str, resources: Sequence[Stored]
+    ctx: Context,
+    partner_org_id: str,
+    service_request_id: str,
+    resources: Sequence[Stored],
+    *,
+    valid_until: datetime | None = None,
 ) -> None:
     access.grant_many(
-        ctx.conn, (s.rid for s in resources), partner_org_id, referral_reason(service_request_id)
+        ctx.conn,
+        (s.rid for s in resources),
+        partner_org_id,
+        referral_reason(service_request_id),
+        valid_until=valid_until,
     )
 
 

@@ -43,6 +43,14 @@ def period_covers(period: Mapping[str, Any], now: datetime) -> bool | None:
     return None if None in verdicts else True
 
 
+def period_end(period: object) -> datetime | None:
+    """The first instant after a Period's end (at the end's own precision); None when open or unreadable."""
+    if not isinstance(period, Mapping) or period.get("end") is None:
+        return None
+    bounds = _bounds(period["end"])
+    return bounds[1].astimezone(UTC) if bounds else None
+
+
 def period_problem(period: object) -> str | None:
     if not isinstance(period, dict):
         return "must be a Period"

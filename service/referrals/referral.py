@@ -16,6 +16,7 @@ from typing import Any
 
 from service.errors import BusinessRuleViolation, Issue
 from service.referrals import _effects as effects
+from service.referrals._period import period_end
 from service.referrals._refs import as_list, local_parts, reference_of, resolve, resolve_visible
 from service.referrals.routing import Route, decide, decision_text, resolve_route
 from service.referrals.task_rules import open_tasks_of
@@ -146,7 +147,14 @@ def _open_referral(ctx: Context, request: Stored) -> None:
     assessments = [s for s in supporting if s.resource_type == "QuestionnaireResponse"]
     task = _create_task(ctx, request, patient, route, assessments)
     shared = [request, patient, *([deciding] if deciding else []), *supporting]
-    effects.grant_partner(ctx, route.partner_org_id, request.id, shared)
+    # An opt-in referral rests on the permitting Consent: the partner's access to the data lapses
+    # with that Consent's period ("while consent permits"), without waiting for any write.
+    lapses = (
+        period_end(((deciding.content or {}).get("provision") or {}).get("period"))
+        if (deciding is not None and route.model == "opt-in")
+        else None
+    )
+    effects.grant_partner(ctx, route.partner_org_id, request.id, shared, valid_until=lapses)
     effects.queue(
         ctx,
         "referral.created",

@@ -3,26 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Connection, delete, exists, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, and_, bindparam, delete, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from service.storage.tables import ResourceAccess
+from service.storage.tables import ResourceAccess, UtcDateTime
 
 A = ResourceAccess.__table__  # type: ignore[attr-defined]
 
 
-# One statement, idempotent: INSERT ... ON CONFLICT DO NOTHING on the primary key (built once).
-_GRANT = {
-    "postgresql": pg_insert(A).on_conflict_do_nothing(),
-    "sqlite": sqlite_insert(A).on_conflict_do_nothing(),
-}
+def _upsert(statement: Any) -> Any:
+    # One statement: a repeated grant for the same reason only moves its expiry (built once).
+    return statement.on_conflict_do_update(
+        index_elements=["rid", "organization_id", "reason"],
+        set_={"valid_until": statement.excluded.valid_until},
+    )
 
 
-def grant(conn: Connection, rid: int, organization_id: str, reason: str) -> None:
+_GRANT = {"postgresql": _upsert(pg_insert(A)), "sqlite": _upsert(sqlite_insert(A))}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _current(organization_id: Any) -> ColumnElement[bool]:
+    """The organisation's grants that have not lapsed.
+
+    "Now" is bound at execution time (``callable_``), so statements built once stay correct;
+    SQLite's CURRENT_TIMESTAMP would only have whole seconds.
+    """
+    now = bindparam("access_now", callable_=_now, type_=UtcDateTime(), unique=True)
+    return and_(A.c.organization_id == organization_id, or_(A.c.valid_until.is_(None), A.c.valid_until > now))
+
+
+def grant(
+    conn: Connection, rid: int, organization_id: str, reason: str, *, valid_until: datetime | None = None
+) -> None:
     conn.execute(
-        _GRANT[conn.dialect.name], {"rid": rid, "organization_id": organization_id, "reason": reason}
+        _GRANT[conn.dialect.name],
+        {"rid": rid, "organization_id": organization_id, "reason": reason, "valid_until": valid_until},
     )
 
 
@@ -40,9 +63,7 @@ def revoke_reason(conn: Connection, organization_id: str, reason: str) -> list[i
 
 def has_access(conn: Connection, rid: int, organization_id: str) -> bool:
     return (
-        conn.execute(
-            select(A.c.rid).where(A.c.rid == rid, A.c.organization_id == organization_id).limit(1)
-        ).first()
+        conn.execute(select(A.c.rid).where(A.c.rid == rid, _current(organization_id)).limit(1)).first()
         is not None
     )
 
@@ -53,20 +74,25 @@ def organizations_with_access(conn: Connection, rid: int) -> set[str]:
 
 def visible_condition(rid_column: ColumnElement[int], organization_id: str) -> ColumnElement[bool]:
     # Uncorrelated IN: served from ix_resource_access_org (organization_id, rid).
-    return rid_column.in_(select(A.c.rid).where(A.c.organization_id == organization_id))
+    return rid_column.in_(select(A.c.rid).where(_current(organization_id)))
 
 
-def grant_many(conn: Connection, rids: Iterable[int], organization_id: str, reason: str) -> None:
+def grant_many(
+    conn: Connection,
+    rids: Iterable[int],
+    organization_id: str,
+    reason: str,
+    *,
+    valid_until: datetime | None = None,
+) -> None:
     for rid in rids:
-        grant(conn, rid, organization_id, reason)
+        grant(conn, rid, organization_id, reason, valid_until=valid_until)
 
 
 def rids_with_access(conn: Connection, rids: list[int], organization_id: str) -> set[int]:
     if not rids:
         return set()
-    rows = conn.execute(
-        select(A.c.rid).where(A.c.rid.in_(rids), A.c.organization_id == organization_id).distinct()
-    ).all()
+    rows = conn.execute(select(A.c.rid).where(A.c.rid.in_(rids), _current(organization_id)).distinct()).all()
     return {r[0] for r in rows}
 
 
@@ -78,4 +104,4 @@ def granted_column(
     For a single row this is one index probe; the IN form of ``visible_condition`` suits
     searches but would hash every row the organisation can see.
     """
-    return exists().where(A.c.rid == rid_column, A.c.organization_id == organization_id)
+    return exists().where(A.c.rid == rid_column, _current(organization_id))

@@ -188,11 +188,13 @@ class ResourceAccess(SQLModel, table=True):
     """
 
     __tablename__ = "resource_access"
-    __table_args__ = (Index("ix_resource_access_org", "organization_id", "rid"),)
+    __table_args__ = (Index("ix_resource_access_lookup", "organization_id", "rid", "valid_until"),)
 
     rid: int = Field(sa_column=Column(RowId, primary_key=True, autoincrement=False))
     organization_id: str = Field(primary_key=True, max_length=64)
     reason: str = Field(primary_key=True, max_length=64)  # e.g. "author", "referral:<ServiceRequest id>"
+    # When the grant lapses by itself (the end of the permitting Consent's period); null: never.
+    valid_until: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
 
 
 class Outbox(SQLModel, table=True):
