@@ -81,7 +81,9 @@ def on_task_written(ctx: Context, stored: Stored, old: Stored | None) -> None:
         if follow is not None and request is not None and not request.deleted:
             effects.set_request_status(ctx, request, follow)
         partner = effects.org_id_of(ctx, task.get("owner"))
-        if after in ("cancelled", "entered-in-error") and partner is not None:
+        # Data minimisation: a partner that declined (or whose Task was stopped) no longer needs the
+        # person's data; it keeps its Task. Completed and failed work keeps access until withdrawal.
+        if after in ("rejected", "cancelled", "entered-in-error") and partner is not None:
             effects.revoke_partner(ctx, partner, request_id)
     other = "requester" if ctx.caller.role == "partner" else "owner"
     recipient = effects.org_id_of(ctx, task.get(other))

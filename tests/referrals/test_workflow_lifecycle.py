@@ -70,6 +70,9 @@ def test_partner_rejection_needs_a_reason_and_leaves_the_request_active(
     assert refused.json()["issue"][0]["code"] == "business-rule"
     _move(hub.partner, task, "rejected", statusReason=REASON)
     assert ok(hub.clinic.get(f"/fhir/ServiceRequest/{request_id}"))["status"] == "active"
+    # Data minimisation: having declined, the partner keeps its Task but no longer sees the referral.
+    assert hub.partner.get(f"/fhir/ServiceRequest/{request_id}").status_code == 404
+    assert hub.partner.get(f"/fhir/Task/{task['id']}").status_code == 200
 
 
 @pytest.mark.parametrize(
