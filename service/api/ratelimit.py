@@ -11,11 +11,12 @@ from functools import lru_cache
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from service.errors import TooManyRequests
 
-_limiter = MovingWindowRateLimiter(MemoryStorage())
+# The sliding-window counter is O(1) per hit; a moving window keeps one timestamp per hit.
+_limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
 
 
 @lru_cache(maxsize=16)
