@@ -43,10 +43,22 @@ def type_history(request: Request, caller: CallerDep, resource_type: ResourceTyp
 
 @router.get("/{resource_type}/{resource_id}", summary="read", response_class=FhirResponse)
 def read(
-    request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath
+    request: Request,
+    caller: CallerDep,
+    resource_type: ResourceType,
+    resource_id: IdPath,
+    if_none_match: Annotated[str | None, Header(description='W/"<versionId>": 304 if unchanged')] = None,
 ) -> FhirResponse:
     result = run(request, caller, lambda ctx: interactions.read(ctx, _rt(resource_type), resource_id))
+    # Conditional read (http://hl7.org/fhir/R4/http.html#cread): the access is audited either way.
+    if if_none_match and result.stored and _etag_matches(if_none_match, result.stored.version_id):
+        return respond(304, None, stored=result.stored)
     return respond(result.status, result.body, stored=result.stored)
+
+
+def _etag_matches(header: str, version_id: int) -> bool:
+    tags = {t.strip().removeprefix("W/").strip('"') for t in header.split(",")}
+    return "*" in tags or str(version_id) in tags
 
 
 @router.get(

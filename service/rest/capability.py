@@ -34,6 +34,7 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
             "updateCreate": "update" in info.interactions and info.kind != "clinical",
             "conditionalCreate": "create" in info.interactions,
             "conditionalUpdate": "update" in info.interactions,
+            "conditionalRead": "not-match",
             "conditionalDelete": "not-supported",
             "searchInclude": [f"{name}:{p.name}" for p in params.values() if p.type == "reference"],
             "searchRevInclude": sorted(

@@ -228,3 +228,16 @@ def test_conditional_update_on_identifier(fhir: FhirClients) -> None:
     assert clinic.get(f"/fhir/Patient/{pid}").json()["name"][0]["family"] == "Updated"
     wrong_id = clinic.put(url, json={**patient("cu-1"), "id": "someone-else"})
     assert wrong_id.status_code == 400
+
+
+def test_conditional_read_with_if_none_match(fhir: FhirClients) -> None:
+    clinic = fhir.client("clinic")
+    pid = _create(clinic, patient())
+    unchanged = clinic.get(f"/fhir/Patient/{pid}", headers={"If-None-Match": 'W/"1"'})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert unchanged.headers["ETag"] == 'W/"1"'
+    clinic.put(f"/fhir/Patient/{pid}", json={**patient(family="Changed"), "id": pid})
+    changed = clinic.get(f"/fhir/Patient/{pid}", headers={"If-None-Match": 'W/"1"'})
+    assert changed.status_code == 200
+    assert changed.json()["name"][0]["family"] == "Changed"
