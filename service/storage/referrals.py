@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import ColumnElement, Connection, insert, select
 
 from service.storage.access import visible_condition
 from service.storage.resources import COLUMNS, R, Stored, row_to_stored
@@ -33,6 +33,27 @@ def _referencing(resource_type: str, param: str, target_type: str, target_id: st
     )
 
 
+def _current_referencing(
+    conn: Connection,
+    resource_type: str,
+    param: str,
+    target: tuple[str, str],
+    *extra: ColumnElement[bool],
+) -> list[Stored]:
+    """Current resources of ``resource_type`` whose ``param`` references ``target`` (type, id)."""
+    rows = conn.execute(
+        select(*COLUMNS)
+        .where(
+            R.c.resource_type == resource_type,
+            R.c.deleted.is_(False),
+            R.c.rid.in_(_referencing(resource_type, param, *target)),
+            *extra,
+        )
+        .order_by(R.c.rid)
+    ).all()
+    return [row_to_stored(r) for r in rows]
+
+
 def active_consents(conn: Connection, patient_id: str, organization_id: str) -> list[Stored]:
     """Active Consents about ``Patient/patient_id`` that ``organization_id`` may see.
 
@@ -41,46 +62,24 @@ def active_consents(conn: Connection, patient_id: str, organization_id: str) -> 
     active = select(TOKEN.c.rid).where(
         TOKEN.c.resource_type == "Consent", TOKEN.c.param == "status", TOKEN.c.code == "active"
     )
-    rows = conn.execute(
-        select(*COLUMNS)
-        .where(
-            R.c.resource_type == "Consent",
-            R.c.deleted.is_(False),
-            R.c.rid.in_(_referencing("Consent", "patient", "Patient", patient_id)),
-            R.c.rid.in_(active.scalar_subquery()),
-            visible_condition(R.c.rid, organization_id),
-        )
-        .order_by(R.c.rid)
-    ).all()
-    return [row_to_stored(r) for r in rows]
+    return _current_referencing(
+        conn,
+        "Consent",
+        "patient",
+        ("Patient", patient_id),
+        R.c.rid.in_(active.scalar_subquery()),
+        visible_condition(R.c.rid, organization_id),
+    )
 
 
 def service_requests_for_patient(conn: Connection, patient_id: str) -> list[Stored]:
     """Every current ServiceRequest whose subject is ``Patient/patient_id``."""
-    rows = conn.execute(
-        select(*COLUMNS)
-        .where(
-            R.c.resource_type == "ServiceRequest",
-            R.c.deleted.is_(False),
-            R.c.rid.in_(_referencing("ServiceRequest", "subject", "Patient", patient_id)),
-        )
-        .order_by(R.c.rid)
-    ).all()
-    return [row_to_stored(r) for r in rows]
+    return _current_referencing(conn, "ServiceRequest", "subject", ("Patient", patient_id))
 
 
 def tasks_focusing(conn: Connection, service_request_id: str) -> list[Stored]:
     """The current Tasks whose focus is ``ServiceRequest/service_request_id`` (Task?focus=...)."""
-    rows = conn.execute(
-        select(*COLUMNS)
-        .where(
-            R.c.resource_type == "Task",
-            R.c.deleted.is_(False),
-            R.c.rid.in_(_referencing("Task", "focus", "ServiceRequest", service_request_id)),
-        )
-        .order_by(R.c.rid)
-    ).all()
-    return [row_to_stored(r) for r in rows]
+    return _current_referencing(conn, "Task", "focus", ("ServiceRequest", service_request_id))
 
 
 def add_outbox(
