@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from service.search.params import params_for
 from service.storage import canonical as sql
 from service.storage.resources import Stored
 
@@ -38,8 +37,7 @@ def _version_key(stored: Stored) -> tuple[tuple[tuple[int, int | str], ...], Any
 
 
 def candidates(conn: Connection, resource_type: str, url: str) -> list[Stored]:
-    indexed = "url" in params_for(resource_type)
-    return sql.with_url(conn, resource_type, url, indexed=indexed)
+    return sql.with_url(conn, resource_type, url)
 
 
 def resolve(conn: Connection, resource_type: str, canonical: str) -> Stored | None:

@@ -42,7 +42,16 @@ _IDENTIFIER = f"{_R4}clinical-identifier"
 _DATE = f"{_R4}clinical-date"
 _ANY = ()  # reference to any resource type
 
-_CONFORMANCE = ("CodeSystem", "ValueSet", "StructureDefinition", "SearchParameter")
+# R4 conformance-url/-version/-name/-status/-title cover these bases (ConceptMap and
+# OperationDefinition included), so canonical references always resolve through idx_uri.
+_CONFORMANCE = (
+    "CodeSystem",
+    "ValueSet",
+    "StructureDefinition",
+    "SearchParameter",
+    "ConceptMap",
+    "OperationDefinition",
+)
 
 
 def _conformance(base: str) -> list[SearchParam]:
