@@ -8,11 +8,11 @@ http://hl7.org/fhir/R4/extension-ordinalvalue.html); SDC's ``itemWeight`` is acc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from fhir_profiles import ASSESSMENT_BAND_SYSTEM, ASSESSMENT_SCORE_SYSTEM
+from service.assessment._items import walk_items
 
 _ORDINAL_URLS = (
     "http://hl7.org/fhir/StructureDefinition/ordinalValue",
@@ -91,15 +91,6 @@ _POZQOL_DOMAINS = {
 _POZQOL_OVERALL = ("pozqol-overall", "PozQoL overall quality of life (1-5)")
 
 
-def _walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    # R4 nests children under item.item (groups) or item.answer.item (questions).
-    for item in items:
-        yield item
-        yield from _walk(item.get("item", []))
-        for answer in item.get("answer", []):
-            yield from _walk(answer.get("item", []))
-
-
 def _ordinal(element: dict[str, Any]) -> float | None:
     for ext in element.get("extension", []):
         if ext.get("url") in _ORDINAL_URLS:
@@ -111,7 +102,7 @@ def _ordinal(element: dict[str, Any]) -> float | None:
 
 def _option_ordinals(questionnaire: dict[str, Any]) -> dict[tuple[str, str | None, str | None], float]:
     out: dict[tuple[str, str | None, str | None], float] = {}
-    for item in _walk(questionnaire.get("item", [])):
+    for item in walk_items(questionnaire.get("item", [])):
         for option in item.get("answerOption", []):
             coding = option.get("valueCoding")
             if not isinstance(coding, dict):
@@ -128,7 +119,7 @@ def _numeric_answers(qr: dict[str, Any], questionnaire: dict[str, Any]) -> dict[
     """linkId -> numeric value of its (first) answer, for integer, decimal and scored coded answers."""
     ordinals = _option_ordinals(questionnaire)
     values: dict[str, float] = {}
-    for item in _walk(qr.get("item", [])):
+    for item in walk_items(qr.get("item", [])):
         link_id = item.get("linkId")
         answers = item.get("answer", [])
         if not isinstance(link_id, str) or not answers or link_id in values:

@@ -7,11 +7,11 @@ ConceptMap semantics: http://hl7.org/fhir/R4/conceptmap.html (equivalence is rea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from fhir_profiles import CONSENT_MODEL_URL, NEED_SYSTEM, SERVICE_CATEGORY_SYSTEM
+from service.assessment._items import walk_items
 
 _NEED_PREFIX = "need-"
 _FOLLOW_UPS = ("-urgency", "-has-help", "-wants-referral")
@@ -49,14 +49,6 @@ class Suggestion:
     consent_model: str  # opt-in | opt-out
 
 
-def _walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for item in items:
-        yield item
-        yield from _walk(item.get("item", []))
-        for answer in item.get("answer", []):
-            yield from _walk(answer.get("item", []))
-
-
 def _first_answer(item: dict[str, Any]) -> dict[str, Any]:
     answers = item.get("answer") or [{}]
     first: dict[str, Any] = answers[0]
@@ -69,7 +61,7 @@ def identified_needs(qr: dict[str, Any]) -> list[Need]:
     Follow-ups are read wherever they are in the response: R4 puts them under the answer
     (answer.item), some form fillers put them beside it; the linkIds are unambiguous either way.
     """
-    items = list(_walk(qr.get("item", [])))
+    items = list(walk_items(qr.get("item", [])))
     by_link = {item.get("linkId"): item for item in items}
     needs = []
     for item in items:

@@ -3,39 +3,20 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import fhir_profiles as fp
 from service.fhir.models import validate
+from tests.support.assessment import CANONICAL, QUESTIONNAIRE, coded
 from tests.support.clients import Client, FhirClients
 
-QUESTIONNAIRE = fp.load_by_url(fp.ASSESSMENT_URL)
-CANONICAL = f"{fp.ASSESSMENT_URL}|{fp.ASSESSMENT_VERSION}"
 SCORE = fp.ASSESSMENT_SCORE_SYSTEM
 BAND = fp.ASSESSMENT_BAND_SYSTEM
 CATEGORY = fp.SERVICE_CATEGORY_SYSTEM
 POZQOL_IDS = [f"pozqol-health-{n}" for n in (1, 2, 3)] + [f"pozqol-psych-{n}" for n in (1, 2, 3, 4)]
 POZQOL_IDS += [f"pozqol-social-{n}" for n in (1, 2, 3)] + [f"pozqol-functional-{n}" for n in (1, 2, 3)]
-
-
-def _walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for item in items:
-        yield item
-        yield from _walk(item.get("item", []))
-
-
-ITEMS = {i["linkId"]: i for i in _walk(QUESTIONNAIRE["item"])}
-
-
-def _coded(link_id: str, ordinal: int) -> dict[str, Any]:
-    for option in ITEMS[link_id]["answerOption"]:
-        coding = option["valueCoding"]
-        if coding["extension"][0]["valueDecimal"] == ordinal:
-            return {"valueCoding": {k: v for k, v in coding.items() if k != "extension"}}
-    raise AssertionError(f"{link_id} has no option {ordinal}")
 
 
 def _need(code: str, urgency: str, has_help: bool, wants: bool) -> dict[str, Any]:
@@ -76,14 +57,14 @@ def _response(patient: str, *, status: str = "completed", phq: tuple[int, int, i
             {
                 "linkId": "phq4",
                 "item": [
-                    {"linkId": f"phq4-{n}", "answer": [_coded(f"phq4-{n}", v)]}
+                    {"linkId": f"phq4-{n}", "answer": [coded(f"phq4-{n}", v)]}
                     for n, v in zip((1, 2, 3, 4), phq, strict=True)
                 ],
             },
             {
                 "linkId": "pozqol",
                 "item": [
-                    {"linkId": k, "answer": [_coded(k, v)]} for k, v in zip(POZQOL_IDS, pozqol, strict=True)
+                    {"linkId": k, "answer": [coded(k, v)]} for k, v in zip(POZQOL_IDS, pozqol, strict=True)
                 ],
             },
             {

@@ -4,42 +4,22 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import fhir_profiles as fp
+from service.assessment._items import walk_items
 from service.assessment.validate import validate_response
 from service.storage import access
 from service.storage.resources import ResourceStore
+from tests.support.assessment import CANONICAL, QUESTIONNAIRE, coded
 from tests.support.clients import Client, FhirClients
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 PREPOP = SHARED / "fixtures" / "hl7-sdc" / "questionnaire-sdc-test-fhirpath-prepop-initialexpr.json"
-QUESTIONNAIRE = fp.load_by_url(fp.ASSESSMENT_URL)
-CANONICAL = f"{fp.ASSESSMENT_URL}|{fp.ASSESSMENT_VERSION}"
 POPULATE = "/fhir/Questionnaire/$populate"
-
-
-def _walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for item in items:
-        yield item
-        yield from _walk(item.get("item", []))
-        for answer in item.get("answer", []):
-            yield from _walk(answer.get("item", []))
-
-
-ITEMS = {i["linkId"]: i for i in _walk(QUESTIONNAIRE["item"])}
-
-
-def _phq(link_id: str, ordinal: int) -> dict[str, Any]:
-    for option in ITEMS[link_id]["answerOption"]:
-        coding = option["valueCoding"]
-        if coding["extension"][0]["valueDecimal"] == ordinal:
-            return {"valueCoding": {k: v for k, v in coding.items() if k != "extension"}}
-    raise AssertionError(f"{link_id} has no option {ordinal}")
 
 
 def _need(code: str, urgency: str) -> dict[str, Any]:
@@ -67,7 +47,7 @@ def _response(patient: str, *, authored: str, needs: list[dict[str, Any]], statu
             {"linkId": "ons4", "item": [{"linkId": "ons4-happy", "answer": [{"valueInteger": 4}]}]},
             {
                 "linkId": "phq4",
-                "item": [{"linkId": f"phq4-{n}", "answer": [_phq(f"phq4-{n}", 2)]} for n in range(1, 5)],
+                "item": [{"linkId": f"phq4-{n}", "answer": [coded(f"phq4-{n}", 2)]} for n in range(1, 5)],
             },
             {"linkId": "needs", "item": needs},
             {
@@ -114,7 +94,7 @@ def _populate(client: Client, subject: str, path: str = POPULATE, **target: Any)
 
 def _answers(qr: dict[str, Any]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
-    for item in _walk(qr.get("item", [])):
+    for item in walk_items(qr.get("item", [])):
         for answer in item.get("answer", []):
             out.setdefault(item["linkId"], []).append(
                 next(v for k, v in answer.items() if k.startswith("value"))

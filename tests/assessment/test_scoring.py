@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,28 +9,10 @@ from fhir.resources.R4B import get_fhir_model_class  # noqa: TID251
 
 import fhir_profiles as fp
 from service.assessment.scoring import Score, compute_scores, score_observations
+from tests.support.assessment import QUESTIONNAIRE, coded
 
-QUESTIONNAIRE = fp.load_by_url(fp.ASSESSMENT_URL)
 POZQOL_IDS = [f"pozqol-health-{n}" for n in (1, 2, 3)] + [f"pozqol-psych-{n}" for n in (1, 2, 3, 4)]
 POZQOL_IDS += [f"pozqol-social-{n}" for n in (1, 2, 3)] + [f"pozqol-functional-{n}" for n in (1, 2, 3)]
-
-
-def _walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for item in items:
-        yield item
-        yield from _walk(item.get("item", []))
-
-
-ITEMS = {i["linkId"]: i for i in _walk(QUESTIONNAIRE["item"])}
-
-
-def _coded(link_id: str, ordinal: int) -> dict[str, Any]:
-    """The answer to a coded item whose option has this ordinal value."""
-    for option in ITEMS[link_id]["answerOption"]:
-        coding = option["valueCoding"]
-        if coding["extension"][0]["valueDecimal"] == ordinal:
-            return {"valueCoding": {k: v for k, v in coding.items() if k != "extension"}}
-    raise AssertionError(f"{link_id} has no option {ordinal}")
 
 
 def _response(answers: dict[str, dict[str, Any]], status: str = "completed") -> dict[str, Any]:
@@ -59,11 +40,11 @@ def _response(answers: dict[str, dict[str, Any]], status: str = "completed") -> 
 
 
 def _phq(a: int, b: int, c: int, d: int) -> dict[str, dict[str, Any]]:
-    return {f"phq4-{n}": _coded(f"phq4-{n}", v) for n, v in zip((1, 2, 3, 4), (a, b, c, d), strict=True)}
+    return {f"phq4-{n}": coded(f"phq4-{n}", v) for n, v in zip((1, 2, 3, 4), (a, b, c, d), strict=True)}
 
 
 def _pozqol(values: list[int]) -> dict[str, dict[str, Any]]:
-    return {link_id: _coded(link_id, v) for link_id, v in zip(POZQOL_IDS, values, strict=True)}
+    return {link_id: coded(link_id, v) for link_id, v in zip(POZQOL_IDS, values, strict=True)}
 
 
 def _by_code(scores: list[Score]) -> dict[str, Score]:
