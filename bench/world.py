@@ -7,16 +7,14 @@ opt-out consent model (CONTRACT.md, Referral flow 2) so a referral needs no Cons
 
 from __future__ import annotations
 
-import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
-from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from auth.client import ASSERTION_TYPE, sign_client_assertion
 from service.clients import register_client
 from service.search.extract import extract_index_rows
 from service.storage.database import Database
@@ -81,22 +79,12 @@ class Clients:
 
     def token(self, base_url: str, client_id: str) -> str:
         token_url = f"{base_url}/auth/token"
-        now = int(time.time())
-        claims = {
-            "iss": client_id,
-            "sub": client_id,
-            "aud": token_url,
-            "exp": now + 240,
-            "jti": uuid.uuid4().hex,
-        }
-        assertion = jwt.encode(
-            {"alg": "ES384", "typ": "JWT", "kid": "bench"}, claims, self.key, algorithms=["ES384"]
-        )
+        assertion = sign_client_assertion(client_id, token_url, self.key)
         response = httpx.post(
             token_url,
             data={
                 "grant_type": "client_credentials",
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion_type": ASSERTION_TYPE,
                 "client_assertion": assertion,
                 "scope": "system/*.cruds",
             },

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
-from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from auth.client import ASSERTION_TYPE, sign_client_assertion
+
 DEFAULT_HUB = "http://127.0.0.1:8000"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 app = typer.Typer(help="Demo SMART client: get tokens, read and edit FHIR JSON.", no_args_is_help=True)
 
@@ -43,13 +41,6 @@ def load_key(path: Path) -> ECKey:
     if not key.is_private:
         raise DemoClientError(f"{path} holds a public key; the private JWK is needed to sign")
     return key
-
-
-def client_assertion(client_id: str, token_url: str, key: ECKey) -> str:
-    now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": token_url, "exp": now + 240, "jti": uuid.uuid4().hex}
-    header = {"alg": "ES384", "typ": "JWT", "kid": key.kid}
-    return jwt.encode(header, claims, key, algorithms=["ES384"])
 
 
 def token_endpoint(http: httpx.Client, hub: str) -> str:
@@ -74,7 +65,7 @@ def request_token(
             data={
                 "grant_type": "client_credentials",
                 "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": client_assertion(client_id, url, key),
+                "client_assertion": sign_client_assertion(client_id, url, key),
                 "scope": scope,
             },
         )

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from auth.assertion import DEFAULT_ALGS, AssertionRejected, ClientKeys, verify_client_assertion
+from auth.client import ASSERTION_TYPE
 from auth.jwks_fetcher import JwksFetcher, JwksFetchError
 from auth.scopes import grant
 from auth.tokens import new_access_token
@@ -34,7 +35,6 @@ from service.storage import tokens as storage
 log = logging.getLogger("wraparound.token")
 
 GRANT_TYPE = "client_credentials"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # DICOM "User Authenticated": the BALP subtype for authentication events.
 AUTH_SUBTYPE = {
     "system": "http://dicom.nema.org/resources/ontology/DCM",

@@ -19,6 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
 
+from auth.client import ASSERTION_TYPE
 from auth.tokens import hash_token
 from service.app import create_app
 from service.clients import register_client
@@ -26,7 +27,6 @@ from service.settings import Settings
 from service.storage.database import Database
 from service.storage.tables import Resource
 from service.storage.tokens import find_token
-from service.tokens import ASSERTION_TYPE
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its test client; httpx (installed) still works.

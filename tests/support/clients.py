@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from auth.client import ASSERTION_TYPE, sign_client_assertion
 from service.clients import register_client
 from service.storage.database import Database
 from tests.support.logscan import SECRETS
@@ -29,17 +28,7 @@ def _key() -> ECKey:
 
 
 def assertion(client_id: str, token_url: str, key: ECKey | None = None, **claims: Any) -> str:
-    key = key or _key()
-    now = int(time.time())
-    payload = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": token_url,
-        "exp": now + 240,
-        "jti": uuid.uuid4().hex,
-    }
-    payload.update(claims)
-    return jwt.encode({"alg": "ES384", "typ": "JWT", "kid": key.kid}, payload, key, algorithms=["ES384"])
+    return sign_client_assertion(client_id, token_url, key or _key(), **claims)
 
 
 @dataclass
@@ -105,7 +94,7 @@ class FhirClients:
             "/auth/token",
             data={
                 "grant_type": "client_credentials",
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion_type": ASSERTION_TYPE,
                 "client_assertion": assertion(client_id, self.token_url),
                 "scope": scope,
             },
