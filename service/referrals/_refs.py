@@ -8,20 +8,11 @@ before the entries reach the rules.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
-from typing import Any
+from collections.abc import Collection
 
 from service.access.visibility import is_visible
 from service.rest.context import Context
 from service.storage.resources import Stored
-
-
-def reference_of(element: object) -> str | None:
-    """The literal reference of a Reference element, or None."""
-    if not isinstance(element, dict):
-        return None
-    value = element.get("reference")
-    return value if isinstance(value, str) and value.strip() else None
 
 
 def local_parts(ctx: Context, reference: str) -> tuple[str, str] | None:
@@ -64,27 +55,6 @@ def resolve_visible(ctx: Context, reference: str | None, types: Collection[str])
     if stored is None or not is_visible(ctx.conn, ctx.caller, stored):
         return None
     return stored
-
-
-def references_in(resource: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every (FHIRPath-ish location, literal reference) in a resource, in document order."""
-    if isinstance(resource, dict):
-        value = resource.get("reference")
-        if isinstance(value, str):
-            yield f"{path}.reference", value
-        for key, child in resource.items():
-            if not (key == "reference" and isinstance(child, str)):
-                yield from references_in(child, f"{path}.{key}")
-    elif isinstance(resource, list):
-        for index, child in enumerate(resource):
-            yield from references_in(child, f"{path}[{index}]")
-
-
-def as_list(value: object) -> list[Any]:
-    """A FHIR element that may be a single value or a list, as a list."""
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 def ref_id(reference: str) -> str:

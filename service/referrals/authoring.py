@@ -16,14 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from service.errors import Issue
-from service.referrals._refs import (
-    as_list,
-    local_parts,
-    local_ref,
-    reference_of,
-    references_in,
-    resolve_visible,
-)
+from service.fhir.references import as_list, reference_of, references_in
+from service.referrals._refs import local_parts, local_ref, resolve_visible
 from service.referrals.patient_identity import check_patient_identifiers
 from service.rest import registry
 from service.rest.context import Context

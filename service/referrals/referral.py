@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from service.errors import BusinessRuleViolation, Issue
+from service.fhir.references import as_list, reference_of
 from service.referrals import _effects as effects
 from service.referrals._period import period_end
-from service.referrals._refs import as_list, local_parts, reference_of, resolve, resolve_visible
+from service.referrals._refs import local_parts, resolve, resolve_visible
 from service.referrals.routing import Route, decide, decision_text, resolve_route
 from service.referrals.task_rules import open_tasks_of
 from service.rest.context import Context

@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from fhir_profiles import CONSENT_MODEL_URL
 from service.errors import Issue
-from service.referrals._refs import local_parts, ref_id, reference_of, resolve
+from service.fhir.references import reference_of
+from service.referrals._refs import local_parts, ref_id, resolve
 from service.referrals.consent import ConsentDecision, evaluate_referral_consent
 from service.rest.context import Context
 from service.storage import referrals as referral_sql

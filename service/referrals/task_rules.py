@@ -21,8 +21,9 @@ from typing import Any
 
 from fhir_profiles import TASK_BUSINESS_STATUS_SYSTEM, load_by_url
 from service.errors import Issue
+from service.fhir.references import reference_of
 from service.referrals import _effects as effects
-from service.referrals._refs import local_ref, ref_id, reference_of
+from service.referrals._refs import local_ref, ref_id
 from service.referrals.lifecycle import check_task_update, service_request_status_for
 from service.rest.context import Context
 from service.storage import referrals as referral_sql

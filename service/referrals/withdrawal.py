@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.fhir.references import reference_of
 from service.referrals import _effects as effects
-from service.referrals._refs import local_parts, reference_of
+from service.referrals._refs import local_parts
 from service.referrals.consent import ConsentDecision
 from service.referrals.routing import Route, clinic_org_of_task, decide, resolve_route
 from service.rest.context import Context

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from service.access import policy
 from service.errors import BadRequest, Issue, PreconditionFailed
+from service.fhir.references import references_in
 from service.rest.context import Context
 from service.rest.interactions import require_type
 from service.rest.search import find
@@ -95,19 +96,7 @@ def _resolve_conditional(ctx: Context, resource_type: str, query: str) -> str:
 
 
 def references(resource: dict[str, Any] | None) -> set[str]:
-    found: set[str] = set()
-    stack: list[Any] = [resource]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key, item in node.items():
-                if key == "reference" and isinstance(item, str):
-                    found.add(item)
-                else:
-                    stack.append(item)
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
+    return {reference for _, reference in references_in(resource, "")}
 
 
 def creation_order(
