@@ -59,8 +59,13 @@ def area_from(body: Any, query_area: str | None) -> str | None:
             return str(ref["reference"])
         raise BadRequest(
             "area must be a string or a Location reference",
-            issues=[Issue(code="value", diagnostics="area has no usable value",
-                          expression=(f"Parameters.parameter[{i}]",))],
+            issues=[
+                Issue(
+                    code="value",
+                    diagnostics="area has no usable value",
+                    expression=(f"Parameters.parameter[{i}]",),
+                )
+            ],
         )
     return query_area or None
 
@@ -194,8 +199,10 @@ def _suggestion_part(
     if suggestion.organization_ref:
         part.append({"name": "organization", "valueReference": {"reference": suggestion.organization_ref}})
     part += [
-        {"name": "serviceCategory",
-         "valueCoding": _coding(SERVICE_CATEGORY_SYSTEM, suggestion.service_category, category_names)},
+        {
+            "name": "serviceCategory",
+            "valueCoding": _coding(SERVICE_CATEGORY_SYSTEM, suggestion.service_category, category_names),
+        },
         {"name": "consentModel", "valueCode": suggestion.consent_model},
         {"name": "equivalence", "valueCode": suggestion.equivalence},
     ]

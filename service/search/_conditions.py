@@ -77,7 +77,9 @@ def quantity_unit_condition(
         conds.append(system == value.system)
         if value.code is not None:
             conds.append(code == value.code)
-    elif value.code is not None:  # number||code: the code or the unit (http://hl7.org/fhir/R4/search.html#quantity)
+    elif (
+        value.code is not None
+    ):  # number||code: the code or the unit (http://hl7.org/fhir/R4/search.html#quantity)
         conds.append(or_(code == value.code, unit == value.code))
     return and_(*conds)
 

@@ -16,8 +16,19 @@ from service.search._normalise import normalise
 from service.search.types import DateRow, NumberRow, ReferenceRow, StringRow, TokenRow, UriRow
 
 # HumanName and Address parts searched by a string parameter on the whole datatype.
-_STRING_PARTS = ("text", "family", "given", "prefix", "suffix", "line", "city", "district", "state",
-                 "postalCode", "country")
+_STRING_PARTS = (
+    "text",
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "line",
+    "city",
+    "district",
+    "state",
+    "postalCode",
+    "country",
+)
 _RELATIVE = re.compile(r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?")
 _ABSOLUTE_TAIL = re.compile(r"/(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 

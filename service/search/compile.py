@@ -30,8 +30,13 @@ from service.search.types import ParamType
 from service.storage.tables import IdxDate, IdxNumber, IdxReference, IdxString, IdxToken, IdxUri
 
 _TABLES: dict[ParamType, Any] = {
-    "token": IdxToken, "string": IdxString, "date": IdxDate, "reference": IdxReference,
-    "number": IdxNumber, "quantity": IdxNumber, "uri": IdxUri,
+    "token": IdxToken,
+    "string": IdxString,
+    "date": IdxDate,
+    "reference": IdxReference,
+    "number": IdxNumber,
+    "quantity": IdxNumber,
+    "uri": IdxUri,
 }
 
 

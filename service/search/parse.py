@@ -37,8 +37,21 @@ from service.search.params import SEARCH_PARAMS, params_for
 from service.search.types import SearchParam
 
 __all__ = [
-    "DEFAULT_COUNT", "MAX_COUNT", "NO_SYSTEM", "PREFIXES", "DateValue", "Filter", "Include", "NumberValue",
-    "Prefix", "ReferenceValue", "SearchQuery", "SearchValue", "StringValue", "TokenValue", "UriValue",
+    "DEFAULT_COUNT",
+    "MAX_COUNT",
+    "NO_SYSTEM",
+    "PREFIXES",
+    "DateValue",
+    "Filter",
+    "Include",
+    "NumberValue",
+    "Prefix",
+    "ReferenceValue",
+    "SearchQuery",
+    "SearchValue",
+    "StringValue",
+    "TokenValue",
+    "UriValue",
     "parse_search",
 ]
 
