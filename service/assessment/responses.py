@@ -108,10 +108,6 @@ def _answers_assessment(qr: dict[str, Any]) -> bool:
     return isinstance(target, str) and canonical.split(target)[0] == ASSESSMENT_URL
 
 
-def _instant(ctx: Context) -> str:
-    return ctx.now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def store_scores(ctx: Context, stored: Stored, old: Stored | None) -> None:
     """Replace the score Observations of a response (same transaction as the response write)."""
     for previous in _score_observations_of(ctx, stored):
@@ -127,7 +123,7 @@ def store_scores(ctx: Context, stored: Stored, old: Stored | None) -> None:
         return
     organisations = access.organizations_with_access(ctx.conn, stored.rid)
     created = []
-    for observation in score_observations(qr, f"{_QR}/{stored.id}", scores, _instant(ctx)):
+    for observation in score_observations(qr, f"{_QR}/{stored.id}", scores, ctx.instant):
         obs = ctx.store.create("Observation", observation, extract_index_rows(observation), now=ctx.now)
         for organisation in organisations:
             access.grant(ctx.conn, obs.rid, organisation, DERIVED_REASON)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from service.access.caller import Caller
+from service.fhir.instant import fhir_instant
 from service.rest.context import Context
 from service.search.extract import extract_index_rows
 from service.storage.resources import ResourceStore, Stored
@@ -119,7 +120,7 @@ def build_event(
         "type": _REST,
         "subtype": [subtype or {"system": _INTERACTION, "code": action}],
         "action": ACTION.get(action, "E"),
-        "recorded": now.isoformat().replace("+00:00", "Z"),
+        "recorded": fhir_instant(now),
         "outcome": _outcome_code(status),
         "agent": [agent],
         "source": {

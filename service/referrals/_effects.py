@@ -25,10 +25,6 @@ from service.storage.resources import Stored
 AUDIT_SUBTYPE_SYSTEM = f"{BASE}/CodeSystem/audit-event-subtype"
 
 
-def fhir_now(ctx: Context) -> str:
-    return ctx.now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def referral_reason(service_request_id: str) -> str:
     """The access-row reason for what a partner may see because of one referral."""
     return f"referral:{service_request_id}"
@@ -61,7 +57,7 @@ def move_task(ctx: Context, task: Stored, status: str, reason: str | None = None
     new["status"] = status
     if reason is not None:
         new["statusReason"] = {"text": reason}
-    new["lastModified"] = fhir_now(ctx)
+    new["lastModified"] = ctx.instant
     if check_task_update(task.content, new, role="system"):
         return None
     return rewrite(ctx, task, new)

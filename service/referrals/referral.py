@@ -171,7 +171,7 @@ def _create_task(
     ctx: Context, request: Stored, patient: Stored, route: Route, assessments: list[Stored]
 ) -> Stored:
     """The one fulfilment Task of a referral (status requested, owner the partner organisation)."""
-    now = effects.fhir_now(ctx)
+    now = ctx.instant
     task: dict[str, Any] = {
         "resourceType": "Task",
         "status": "requested",

@@ -48,7 +48,7 @@ def task_rule(ctx: Context, new: dict[str, Any], old: Stored | None) -> list[Iss
     issues.extend(business_status_issues(new))
     if not any(i.severity in ("error", "fatal") for i in issues):
         # Task.lastModified is the hub's to keep (R4: "the date and time of last modification").
-        new["lastModified"] = effects.fhir_now(ctx)
+        new["lastModified"] = ctx.instant
     return issues
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from service.errors import FhirError, Issue
 from service.errors import operation_outcome as outcome_of
+from service.fhir.instant import fhir_instant
 from service.rest.context import Context
 from service.rest.interactions import Result
-from service.storage.resources import Stored
 
 
 def response_entry(ctx: Context, outcome: Result | FhirError, method: str, prefer: str) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def response_entry(ctx: Context, outcome: Result | FhirError, method: str, prefe
         if method in ("POST", "PUT"):
             response["location"] = f"{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
         response["etag"] = f'W/"{stored.version_id}"'
-        response["lastModified"] = _instant(stored)
+        response["lastModified"] = fhir_instant(stored.last_updated)
     body = outcome.body
     if body is not None and method != "HEAD":
         if method == "GET" or prefer == "representation":
@@ -35,10 +35,3 @@ def response_entry(ctx: Context, outcome: Result | FhirError, method: str, prefe
             response["outcome"] = outcome_of([done])
     entry["response"] = response
     return entry
-
-
-def _instant(stored: Stored) -> str:
-    meta = (stored.content or {}).get("meta") or {}
-    if isinstance(meta.get("lastUpdated"), str):
-        return str(meta["lastUpdated"])
-    return stored.last_updated.isoformat(timespec="milliseconds").replace("+00:00", "Z")

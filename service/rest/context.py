@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from service.access.caller import Caller
+from service.fhir.instant import fhir_instant
 from service.storage.resources import ResourceStore
 
 
@@ -21,6 +22,11 @@ class Context:
     # Results a validation rule worked out that its after-write hook needs again (the
     # rule and the hook of one write run back to back in this transaction).
     memo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def instant(self) -> str:
+        """``now`` as FHIR instant text."""
+        return fhir_instant(self.now)
 
     @property
     def store(self) -> ResourceStore:

@@ -10,6 +10,7 @@ from service.access import policy
 from service.access.visibility import is_visible, unrestricted
 from service.audit import record
 from service.errors import BadRequest, NotFound
+from service.fhir.instant import fhir_instant
 from service.rest.context import Context
 from service.rest.interactions import require_type
 from service.search.parse import MAX_COUNT
@@ -62,7 +63,7 @@ def _bundle(
                     method, "200 OK"
                 ),
                 "etag": f'W/"{stored.version_id}"',
-                "lastModified": stored.last_updated.isoformat().replace("+00:00", "Z"),
+                "lastModified": fhir_instant(stored.last_updated),
             },
         }
         if stored.content is not None:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, String, bindparam, delete, func, insert, sele
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict
+from service.fhir.instant import fhir_instant
 from service.search.types import DateRow, IndexRow, NumberRow, ReferenceRow, StringRow, TokenRow, UriRow
 from service.storage import locks
 from service.storage.access import granted_column, visible_condition
@@ -65,7 +66,7 @@ def _stamp(content: dict[str, Any], resource_id: str, version: int, now: datetim
     out["id"] = resource_id
     meta = dict(out.get("meta") or {})
     meta["versionId"] = str(version)
-    meta["lastUpdated"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    meta["lastUpdated"] = fhir_instant(now)
     out["meta"] = meta
     return out
 
