@@ -38,6 +38,10 @@ def _issue(code: str, message: str, where: str) -> Issue:
     return Issue(code=code, diagnostics=message, expression=(where,))
 
 
+def _memo_key(target: str) -> str:
+    return f"assessment:questionnaire:{target}"
+
+
 def _is_canonical(value: str) -> bool:
     # A canonical is an absolute URI (http://hl7.org/fhir/R4/datatypes.html#canonical); a literal
     # reference such as "Questionnaire/123" cannot name a version, so it is not accepted.
@@ -56,6 +60,7 @@ def check_response(ctx: Context, new: dict[str, Any], old: Stored | None) -> lis
     found = canonical.resolve(ctx.conn, "Questionnaire", target)
     if found is None or found.content is None:
         return [_issue("not-found", f"Questionnaire '{target}' is not known to this server", _WHERE)]
+    ctx.memo[_memo_key(target)] = found.content  # the scoring hook of this write needs it again
     return validate_response(new, found.content, value_set_codes=canonical.ValueSetExpander(ctx.conn))
 
 
@@ -115,7 +120,10 @@ def store_scores(ctx: Context, stored: Stored, old: Stored | None) -> None:
     qr = stored.content
     if stored.deleted or qr is None or not _answers_assessment(qr):
         return
-    questionnaire = canonical.resolve_content(ctx.conn, "Questionnaire", str(qr["questionnaire"]))
+    target = str(qr["questionnaire"])
+    questionnaire = ctx.memo.pop(_memo_key(target), None) or canonical.resolve_content(
+        ctx.conn, "Questionnaire", target
+    )
     if questionnaire is None:
         return
     scores = compute_scores(qr, questionnaire)
