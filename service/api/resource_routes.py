@@ -29,7 +29,7 @@ IfNoneExist = Annotated[
 _DOC_BODY = Body(openapi_examples=examples.CREATE_EXAMPLES, media_type="application/fhir+json")
 
 
-def _rt(value: Any) -> str:
+def type_name(value: Any) -> str:
     return str(value.value if isinstance(value, Enum) else value)
 
 
@@ -37,7 +37,7 @@ def _rt(value: Any) -> str:
 @router.get("/{resource_type}/_history", summary="type history", response_class=FhirResponse)
 def type_history(request: Request, caller: CallerDep, resource_type: ResourceType) -> FhirResponse:
     params = list(request.query_params.multi_items())
-    bundle = run(request, caller, lambda ctx: history.type_(ctx, _rt(resource_type), params))
+    bundle = run(request, caller, lambda ctx: history.type_(ctx, type_name(resource_type), params))
     return FhirResponse(bundle)
 
 
@@ -49,7 +49,7 @@ def read(
     resource_id: IdPath,
     if_none_match: Annotated[str | None, Header(description='W/"<versionId>": 304 if unchanged')] = None,
 ) -> FhirResponse:
-    result = run(request, caller, lambda ctx: interactions.read(ctx, _rt(resource_type), resource_id))
+    result = run(request, caller, lambda ctx: interactions.read(ctx, type_name(resource_type), resource_id))
     # Conditional read (http://hl7.org/fhir/R4/http.html#cread): the access is audited either way.
     if if_none_match and result.stored and _etag_matches(if_none_match, result.stored.version_id):
         return respond(304, None, stored=result.stored)
@@ -68,7 +68,9 @@ def vread(
     request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath, version_id: str
 ) -> FhirResponse:
     result = run(
-        request, caller, lambda ctx: interactions.vread(ctx, _rt(resource_type), resource_id, version_id)
+        request,
+        caller,
+        lambda ctx: interactions.vread(ctx, type_name(resource_type), resource_id, version_id),
     )
     return respond(result.status, result.body, stored=result.stored)
 
@@ -90,7 +92,7 @@ def create(
     prefer: Prefer = None,
     if_none_exist: IfNoneExist = None,
 ) -> FhirResponse:
-    rtype = _rt(resource_type)
+    rtype = type_name(resource_type)
     if if_none_exist:
         result = run(request, caller, lambda ctx: conditional.create(ctx, rtype, body, if_none_exist))
     else:
@@ -115,7 +117,7 @@ def update(
     prefer: Prefer = None,
     if_match: IfMatch = None,
 ) -> FhirResponse:
-    rtype = _rt(resource_type)
+    rtype = type_name(resource_type)
     result = run(request, caller, lambda ctx: interactions.update(ctx, rtype, resource_id, body, if_match))
     return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
 
@@ -133,7 +135,7 @@ def conditional_update(
     prefer: Prefer = None,
     if_match: IfMatch = None,
 ) -> FhirResponse:
-    rtype = _rt(resource_type)
+    rtype = type_name(resource_type)
     query = list(request.query_params.multi_items())
     result = run(request, caller, lambda ctx: conditional.update(ctx, rtype, query, body, if_match))
     return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
@@ -150,7 +152,7 @@ def delete(
     if_match: IfMatch = None,
 ) -> FhirResponse:
     result = run(
-        request, caller, lambda ctx: interactions.delete(ctx, _rt(resource_type), resource_id, if_match)
+        request, caller, lambda ctx: interactions.delete(ctx, type_name(resource_type), resource_id, if_match)
     )
     return FhirResponse(
         None, status_code=204, headers={"ETag": f'W/"{result.stored.version_id}"'} if result.stored else {}
@@ -164,5 +166,7 @@ def instance_history(
     request: Request, caller: CallerDep, resource_type: ResourceType, resource_id: IdPath
 ) -> FhirResponse:
     params = list(request.query_params.multi_items())
-    bundle = run(request, caller, lambda ctx: history.instance(ctx, _rt(resource_type), resource_id, params))
+    bundle = run(
+        request, caller, lambda ctx: history.instance(ctx, type_name(resource_type), resource_id, params)
+    )
     return FhirResponse(bundle)

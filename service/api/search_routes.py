@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from service.access.caller import Caller
 from service.api import examples
 from service.api.deps import get_caller, run, settings_of
-from service.api.resource_routes import ResourceType, _rt
+from service.api.resource_routes import ResourceType, type_name
 from service.api.responses import FhirResponse
 from service.errors import PayloadTooLarge, UnsupportedMediaType
 from service.rest import search
@@ -44,7 +44,9 @@ def search_get(
 ) -> FhirResponse:
     params = list(request.query_params.multi_items())
     bundle = run(
-        request, caller, lambda ctx: search.search(ctx, _rt(resource_type), params, strict=_strict(prefer))
+        request,
+        caller,
+        lambda ctx: search.search(ctx, type_name(resource_type), params, strict=_strict(prefer)),
     )
     return FhirResponse(bundle)
 
@@ -64,6 +66,6 @@ async def search_post(
         run,
         request,
         caller,
-        lambda ctx: search.search(ctx, _rt(resource_type), params, strict=_strict(prefer)),
+        lambda ctx: search.search(ctx, type_name(resource_type), params, strict=_strict(prefer)),
     )
     return FhirResponse(bundle)
