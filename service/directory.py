@@ -15,7 +15,6 @@ dedicated loop over ``service.rest.conditional``; it runs in one database transa
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from urllib.parse import parse_qsl
 from fhir_profiles import DIRECTORY_IDENTIFIER_SYSTEM
 from service.access.caller import SYSTEM
 from service.errors import BadRequest, Issue
+from service.fhir.references import map_references, reference_set
 from service.rest import conditional
 from service.rest.context import Context
 from service.rest.search import find
@@ -121,17 +121,6 @@ def parse_directory(bundle: Any) -> list[_Entry]:
     return entries
 
 
-def _references(value: Any) -> set[str]:
-    if isinstance(value, dict):
-        found = {value["reference"]} if isinstance(value.get("reference"), str) else set()
-        for child in value.values():
-            found |= _references(child)
-        return found
-    if isinstance(value, list):
-        return set().union(*(_references(v) for v in value)) if value else set()
-    return set()
-
-
 def _in_dependency_order(entries: list[_Entry]) -> list[_Entry]:
     # Kahn's algorithm, stable: an entry goes as soon as every entry it references has gone.
     keys = {e.key for e in entries}
@@ -139,7 +128,7 @@ def _in_dependency_order(entries: list[_Entry]) -> list[_Entry]:
     done: set[str] = set()
     ordered: list[_Entry] = []
     while pending:
-        ready = [e for e in pending if (_references(e.resource) & keys) - {e.key} <= done]
+        ready = [e for e in pending if (reference_set(e.resource) & keys) - {e.key} <= done]
         if not ready:
             raise _refuse(pending[0].index, "takes part in a cycle of references between entries")
         for e in ready:
@@ -147,18 +136,6 @@ def _in_dependency_order(entries: list[_Entry]) -> list[_Entry]:
             done.add(e.key)
         pending = [e for e in pending if e.key not in done]
     return ordered
-
-
-def _resolve(value: Any, ids: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        out = {k: _resolve(v, ids) for k, v in value.items()}
-        ref = out.get("reference")
-        if isinstance(ref, str) and ref in ids:
-            out["reference"] = ids[ref]
-        return out
-    if isinstance(value, list):
-        return [_resolve(v, ids) for v in value]
-    return value
 
 
 def _comparable(content: dict[str, Any]) -> dict[str, Any]:
@@ -181,8 +158,8 @@ def load_bundle(ctx: Context, bundle: Any) -> LoadReport:
     """Create, update or skip each directory entry in ``ctx``'s transaction."""
     report = LoadReport()
     for entry in _in_dependency_order(parse_directory(bundle)):
-        resource = _resolve(copy.deepcopy(entry.resource), report.ids)
-        dangling = sorted(r for r in _references(resource) if r.startswith("urn:"))
+        resource = map_references(entry.resource, lambda ref: report.ids.get(ref, ref))
+        dangling = sorted(r for r in reference_set(resource) if r.startswith("urn:"))
         if dangling:
             raise _refuse(entry.index, f"refers to {dangling[0]}, which is not an entry of this Bundle")
         stored = _write(ctx, entry, resource, report)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -33,3 +33,26 @@ def as_list(value: object) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+def reference_set(resource: Any) -> set[str]:
+    """Every literal reference in a resource."""
+    return {reference for _, reference in references_in(resource, "")}
+
+
+def map_references(resource: Any, change: Callable[[str], str]) -> Any:
+    """A copy of ``resource`` with every literal ``reference`` passed through ``change``."""
+    if isinstance(resource, dict):
+        return {
+            key: change(item)
+            if key == "reference" and isinstance(item, str)
+            else map_references(item, change)
+            for key, item in resource.items()
+        }
+    if isinstance(resource, list):
+        return [map_references(item, change) for item in resource]
+    return resource
+
+
+def _is_reference(key: str, value: Any) -> bool:
+    return key == "reference" and isinstance(value, str)

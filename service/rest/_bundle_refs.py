@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from service.access import policy
 from service.errors import BadRequest, Issue, PreconditionFailed
-from service.fhir.references import references_in
+from service.fhir.references import map_references, reference_set
 from service.rest.context import Context
 from service.rest.interactions import require_type
 from service.rest.search import find
@@ -55,17 +55,7 @@ def rewrite(
             resolved[value] = _resolve_conditional(ctx, match.group(1), match.group(2))
         return resolved[value]
 
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {}
-            for key, item in node.items():
-                out[key] = ref(item) if key == "reference" and isinstance(item, str) else walk(item)
-            return out
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        return node
-
-    result: dict[str, Any] = walk(resource)
+    result: dict[str, Any] = map_references(resource, ref)
     return result
 
 
@@ -95,10 +85,6 @@ def _resolve_conditional(ctx: Context, resource_type: str, query: str) -> str:
     return f"{resource_type}/{matches[0].id}"
 
 
-def references(resource: dict[str, Any] | None) -> set[str]:
-    return {reference for _, reference in references_in(resource, "")}
-
-
 def creation_order(
     order: list[int], new_refs: dict[int, str], resources: dict[int, dict[str, Any] | None]
 ) -> list[int]:
@@ -109,7 +95,7 @@ def creation_order(
     among the ready); a reference cycle falls back to request order and fails its rule.
     """
     owner = {ref: index for index, ref in new_refs.items()}
-    needs = {i: {owner[r] for r in references(resources.get(i)) if r in owner} - {i} for i in order}
+    needs = {i: {owner[r] for r in reference_set(resources.get(i)) if r in owner} - {i} for i in order}
     done: set[int] = set()
     ordered: list[int] = []
     remaining = list(order)
