@@ -12,7 +12,6 @@ the searched partner owns 20k, of which 5k are in its inbox.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections import defaultdict
@@ -24,24 +23,15 @@ import psycopg
 from sqlalchemy import Connection, Table, insert
 
 from bench import world
-from service.search.extract import extract_index_rows, row_table
-from service.search.types import IndexRow
+from service.search.extract import extract_index_rows
 from service.storage.database import Database
+from service.storage.index_rows import row_table, row_values
 from service.storage.resources import H, R
 from service.storage.tables import ResourceAccess
 
 A: Table = ResourceAccess.__table__  # type: ignore[attr-defined]
 STATUSES = ("requested", "accepted", "in-progress", "completed")
 BATCH = 5000
-
-
-def _row_values(row: IndexRow, rid: int) -> dict[str, Any]:
-    # extract.row_values without dataclasses.asdict's deep copy (the rows hold only scalars),
-    # which would otherwise be half the seeding time.
-    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
-    values["rid"] = rid
-    values["resource_type"] = "Task"
-    return values
 
 
 def task(n: int, now: datetime) -> dict[str, Any]:
@@ -98,7 +88,7 @@ def _insert_batch(conn: Connection, first: int, count: int, now: datetime) -> No
     access: list[dict[str, Any]] = []
     for (content, _doc), rid in zip(docs, rids, strict=True):
         for index_row in extract_index_rows(content):
-            index[row_table(index_row)].append(_row_values(index_row, rid))
+            index[row_table(index_row)].append(row_values(index_row, rid, "Task"))
         # The grants service.referrals.referral makes for the Task of a new referral.
         owner = content["owner"]["reference"].removeprefix("Organization/")
         access.append({"rid": rid, "organization_id": owner, "reason": "owner"})

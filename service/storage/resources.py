@@ -18,9 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict
 from service.fhir.instant import fhir_instant
-from service.search.types import DateRow, IndexRow, NumberRow, ReferenceRow, StringRow, TokenRow, UriRow
+from service.search.types import IndexRow
 from service.storage import locks
 from service.storage.access import granted_column, visible_condition
+from service.storage.index_rows import row_table, row_values
 from service.storage.tables import (
     IdxDate,
     IdxNumber,
@@ -304,37 +305,6 @@ class ResourceStore:
     def _write_index(self, rid: int, rtype: str, rows: Iterable[IndexRow]) -> None:
         buckets: dict[Any, list[dict[str, Any]]] = {}
         for row in rows:
-            table, values = _index_values(row)
-            values["rid"] = rid
-            values["resource_type"] = rtype
-            buckets.setdefault(table, []).append(values)
-        for table, values_list in buckets.items():
-            self.conn.execute(_INSERT_INDEX[table.name], values_list)
-
-
-def _index_values(row: IndexRow) -> tuple[Any, dict[str, Any]]:
-    tok, string, date, ref, num, uri = INDEX_TABLES
-    if isinstance(row, TokenRow):
-        return tok, {"param": row.param, "system": row.system, "code": row.code, "text": row.text}
-    if isinstance(row, StringRow):
-        return string, {"param": row.param, "value": row.value, "exact": row.exact}
-    if isinstance(row, DateRow):
-        return date, {"param": row.param, "low": row.low, "high": row.high}
-    if isinstance(row, ReferenceRow):
-        return ref, {
-            "param": row.param,
-            "target_type": row.target_type,
-            "target_id": row.target_id,
-            "url": row.url,
-            "version": row.version,
-        }
-    if isinstance(row, NumberRow):
-        return num, {
-            "param": row.param,
-            "value": row.value,
-            "system": row.system,
-            "code": row.code,
-            "unit": row.unit,
-        }
-    assert isinstance(row, UriRow)
-    return uri, {"param": row.param, "value": row.value}
+            buckets.setdefault(row_table(row).__tablename__, []).append(row_values(row, rid, rtype))
+        for name, values_list in buckets.items():
+            self.conn.execute(_INSERT_INDEX[name], values_list)

@@ -15,8 +15,9 @@ from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel
 
 from service.search.compile import compile_filters, sort_clauses, sort_expression
-from service.search.extract import extract_index_rows, row_table, row_values
+from service.search.extract import extract_index_rows
 from service.search.parse import parse_search
+from service.storage.index_rows import row_table, row_values
 from service.storage.tables import Resource
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"

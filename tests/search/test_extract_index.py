@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from service.search._dates import MAX_DATETIME
-from service.search.extract import extract_index_rows, row_table, row_values
+from service.search.extract import extract_index_rows
 from service.search.types import DateRow, IndexRow, NumberRow, ReferenceRow, StringRow, TokenRow, UriRow
+from service.storage.index_rows import row_table, row_values
 from service.storage.tables import IdxReference, IdxToken
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
