@@ -66,9 +66,10 @@ def may_write_type(caller: Caller, resource_type: str, interaction: str) -> bool
     if caller.role == "admin":
         return resource_type in ADMIN_WRITE
     if caller.role == "clinic":
-        if interaction == "create":
+        if interaction in ("create", "delete"):
             return resource_type in CLINIC_CREATE
-        # Clinics update their own clinical records and cancel their referrals' Tasks.
+        # Clinics update their own clinical records and cancel their referrals' Tasks; a Task is
+        # the hub's record of a referral and is never deleted by a client (cancel it instead).
         return resource_type in CLINIC_CREATE | {"Task"}
     # Partners update the Tasks they own (status and output only; see referrals.lifecycle).
     return resource_type == "Task" and interaction == "update"

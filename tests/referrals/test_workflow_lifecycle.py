@@ -191,3 +191,11 @@ def test_task_updates_honour_if_match(hub: Hub, referral: tuple[str, dict[str, A
         f"/fhir/Task/{task['id']}", json={**task, "status": "accepted"}, headers={"If-Match": 'W/"1"'}
     )
     assert fresh.status_code == 200, fresh.text
+
+
+def test_nobody_deletes_a_referral_task(hub: Hub, referral: tuple[str, dict[str, Any]]) -> None:
+    # The Task is the hub's record of the referral: the clinic cancels it, it never deletes it.
+    _, task = referral
+    assert hub.clinic.delete(f"/fhir/Task/{task['id']}").status_code == 403
+    assert hub.partner.delete(f"/fhir/Task/{task['id']}").status_code == 403
+    assert ok(hub.clinic.get(f"/fhir/Task/{task['id']}"))["status"] == "requested"
