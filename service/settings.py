@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,12 +37,59 @@ class Settings(BaseSettings):
     rate_limit: str = Field(default="600/minute", description="Per-client API rate limit (limits syntax).")
     token_rate_limit: str = Field(default="60/minute", description="Per-client token endpoint rate limit.")
     log_level: str = Field(default="INFO", description="Logging level.")
+    development: bool = Field(
+        default=False,
+        description="Development mode: without WRAPAROUND_SECRET_KEY a key is kept in wraparound.secret-key.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description=(
+            "Fernet key(s) encrypting adapter secrets at rest, comma-separated, newest first "
+            "(make one: `wraparound secrets generate-key`). Required outside development mode."
+        ),
+    )
     delivery_max_attempts: int = Field(default=10, description="Delivery attempts before dead-lettering.")
     delivery_backoff_seconds: float = Field(default=5.0, description="Base of exponential delivery backoff.")
+    delivery_backoff_max_seconds: float = Field(default=3600.0, description="Longest wait between attempts.")
+    delivery_deadline_seconds: float = Field(
+        default=15.0, description="Total time one delivery attempt may take (connect to last byte)."
+    )
+    delivery_lease_seconds: float = Field(
+        default=60.0, description="How long a worker's claim on a delivery lasts before another may take it."
+    )
+    delivery_max_response_bytes: int = Field(
+        default=1024 * 1024, description="Largest receiver response read during a delivery."
+    )
+    delivery_concurrency: int = Field(default=16, description="Deliveries in flight per worker.")
+    delivery_partner_concurrency: int = Field(
+        default=4, description="Deliveries in flight per recipient per worker (a slow partner's bulkhead)."
+    )
+    delivery_poll_seconds: float = Field(default=0.5, description="How often an idle worker looks for work.")
+    consent_sweep_seconds: float = Field(
+        default=60.0, description="How often the worker cancels open Tasks whose permitting Consent lapsed."
+    )
+    webhook_secret_overlap_seconds: int = Field(
+        default=86400, description="How long the previous webhook secret still signs after $rotate-secret."
+    )
+    collect_url: str | None = Field(
+        default=None, description="Where people collect referrals (default BASE_URL/app/), named in emails."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP relay for secure-email delivery.")
+    smtp_port: int = Field(default=25, description="SMTP relay port.")
+    smtp_from: str = Field(default="wraparound@localhost", description="Sender address of delivery emails.")
+    smtp_username: str | None = Field(default=None, description="SMTP user name (optional).")
+    smtp_password: str | None = Field(default=None, description="SMTP password (optional; never logged).")
+    smtp_starttls: Literal["auto", "require", "off"] = Field(
+        default="auto", description="STARTTLS: when offered (auto), always (require), or never (off)."
+    )
+    smtp_tls: bool = Field(default=False, description="Implicit TLS (SMTPS, usually port 465).")
+    smtp_verify: bool = Field(default=True, description="Verify the SMTP relay's TLS certificate.")
+
+    def public_base(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def fhir_base(self) -> str:
-        base = (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
-        return f"{base}/fhir"
+        return f"{self.public_base()}/fhir"
 
 
 @lru_cache(maxsize=1)

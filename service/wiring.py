@@ -11,4 +11,5 @@ from __future__ import annotations
 def wire() -> None:
     """Import the domain modules for their registrations (idempotent)."""
     import service.assessment.responses
+    import service.delivery.endpoint_rules
     import service.referrals.workflow  # noqa: F401

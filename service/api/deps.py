@@ -131,7 +131,12 @@ def run(request: Request, caller: Caller, work: Callable[[Context], T]) -> T:
     try:
         try:
             with db.transaction(write=True) as conn:
-                ctx = Context(conn=conn, caller=caller, base_url=settings.fhir_base())
+                ctx = Context(
+                    conn=conn,
+                    caller=caller,
+                    base_url=settings.fhir_base(),
+                    allow_private_endpoints=settings.allow_private_endpoints,
+                )
                 return work(ctx)
         except DBAPIError as exc:
             if not is_contention(exc):

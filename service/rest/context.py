@@ -19,6 +19,8 @@ class Context:
     caller: Caller
     base_url: str  # the FHIR base, e.g. https://hub.example/fhir
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # WRAPAROUND_ALLOW_PRIVATE_ENDPOINTS: Endpoint addresses on loopback/private hosts (dev, tests).
+    allow_private_endpoints: bool = False
     # Results a validation rule worked out that its after-write hook needs again (the
     # rule and the hook of one write run back to back in this transaction).
     memo: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Endpoint write rules (placeholder until the address checks land)."""
