@@ -36,4 +36,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 
+# WRAPAROUND_SECRET_KEY must be supplied at run time (`wraparound secrets generate-key` makes one);
+# the hub refuses to start without it.
 CMD ["wraparound", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Development mode: without WRAPAROUND_SECRET_KEY the hub keeps a generated key in wraparound.secret-key.
 run: $(STAMP)
-	$(BIN)/wraparound serve
+	WRAPAROUND_DEVELOPMENT=$${WRAPAROUND_DEVELOPMENT:-1} $(BIN)/wraparound serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

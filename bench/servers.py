@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from service.delivery.secrets import generate_key
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,6 +45,7 @@ def hub_env(database_url: str, port: int) -> dict[str, str]:
             # WARNING also turns off uvicorn's per-request access log, as for the ceiling server.
             "WRAPAROUND_LOG_LEVEL": "WARNING",
             "WRAPAROUND_ALLOW_PRIVATE_ENDPOINTS": "1",
+            "WRAPAROUND_SECRET_KEY": env.get("WRAPAROUND_SECRET_KEY") or generate_key(),
         }
     )
     return env

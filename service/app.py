@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from fastapi import Depends, FastAPI
 
 from service.api import (
     bundle_routes,
+    delivery_routes,
     errors,
     meta_routes,
     operation_routes,
@@ -20,6 +22,8 @@ from service.api import (
 from service.api.formats import check_format
 from service.api.token_cache import TokenCache
 from service.bootstrap import load_definitions
+from service.delivery.secrets import box_for
+from service.delivery.worker import Worker
 from service.settings import Settings, get_settings
 from service.storage.database import Database
 from service.wiring import wire
@@ -37,16 +41,26 @@ Errors are always `OperationOutcome` resources.
 """
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, database: Database | None = None, *, worker: bool = False
+) -> FastAPI:
+    """The app; ``worker`` runs an in-process delivery worker for the app's lifetime (``serve``)."""
     wire()
     settings = settings or get_settings()
     db = database or Database(settings.database_url)
+    # Refuses to build without WRAPAROUND_SECRET_KEY outside development mode (SecretKeyMissing).
+    box = box_for(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.upgrade()
         load_definitions(db)
+        stop = asyncio.Event()
+        running = asyncio.create_task(Worker(db, settings, box=box).run(stop)) if worker else None
         yield
+        if running is not None:
+            stop.set()
+            await running
         if database is None:
             db.dispose()
 
@@ -59,12 +73,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = db
     app.state.token_cache = TokenCache()
+    app.state.secret_box = box
     errors.install(app)
     fhir_deps = [Depends(check_format)]
     app.include_router(meta_routes.router, dependencies=fhir_deps)
     app.include_router(token_routes.router)
     app.include_router(bundle_routes.router, dependencies=fhir_deps)
     app.include_router(operation_routes.router, dependencies=fhir_deps)
+    app.include_router(delivery_routes.router, dependencies=fhir_deps)
     app.include_router(search_routes.router, dependencies=fhir_deps)
     app.include_router(resource_routes.router, dependencies=fhir_deps)
     logging.getLogger("wraparound").setLevel(settings.log_level)

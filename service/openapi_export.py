@@ -17,9 +17,10 @@ DEFAULT_PATH = Path("openapi") / "openapi.json"
 
 def generate() -> dict[str, Any]:
     from service.app import create_app
+    from service.delivery.secrets import generate_key
     from service.settings import Settings
 
-    app = create_app(Settings(database_url="sqlite://"))
+    app = create_app(Settings(database_url="sqlite://", secret_key=generate_key()))
     try:
         return app.openapi()
     finally:

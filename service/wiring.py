@@ -12,4 +12,5 @@ def wire() -> None:
     """Import the domain modules for their registrations (idempotent)."""
     import service.assessment.responses
     import service.delivery.endpoint_rules
+    import service.delivery.operations
     import service.referrals.workflow  # noqa: F401

@@ -13,7 +13,7 @@ from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, RSAKey
 from typer.testing import CliRunner
 
-from service.cli_clients import clients_app
+from service.cli.clients import clients_app
 from service.settings import get_settings
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from fhir_profiles import DIRECTORY_IDENTIFIER_SYSTEM, load_demo_directory
-from service.cli_directory import directory_app
+from service.cli.directory import directory_app
 from service.directory import DirectoryRefused, load_directory
 from service.settings import get_settings
 from service.storage.database import Database

@@ -105,3 +105,13 @@ def granted_column(
     searches but would hash every row the organisation can see.
     """
     return exists().where(A.c.rid == rid_column, _current(organization_id))
+
+
+def lapsed_grants(conn: Connection, reason_prefix: str, now: datetime) -> list[tuple[str, str]]:
+    """(organization, reason) pairs whose grants for ``reason_prefix…`` have lapsed by ``now``."""
+    rows = conn.execute(
+        select(A.c.organization_id, A.c.reason)
+        .where(A.c.reason.startswith(reason_prefix), A.c.valid_until.is_not(None), A.c.valid_until <= now)
+        .distinct()
+    ).all()
+    return [(r[0], r[1]) for r in rows]

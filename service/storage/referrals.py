@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import ColumnElement, Connection, insert, select
 
@@ -101,6 +102,7 @@ def add_outbox(
             payload=payload,
             state="pending",
             attempts=0,
+            message_id=f"msg_{uuid4().hex}",
             created_at=now,
             due_at=now,
         )

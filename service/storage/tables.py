@@ -198,13 +198,20 @@ class ResourceAccess(SQLModel, table=True):
 
 
 class Outbox(SQLModel, table=True):
-    """Something that must be sent, written in the transaction that caused it.
+    """Something that must be sent, written in the transaction that caused it (docs/adr/0004-outbox.md).
 
-    Delivery workers (next on the roadmap) claim pending rows with a lease.
+    ``state`` is pending (waiting or claimed), delivered, pull (no Endpoint: the recipient pulls),
+    cancelled (consent withdrawn or the referral closed before it went) or dead (dead letter). A worker's
+    claim is a lease (``lease_owner``, ``lease_until``) plus a fencing token (``fence``, bumped on every
+    claim): an acknowledgement that names an old fence changes nothing.
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_due", "state", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state_due", "state", "due_at"),
+        # Ordering: a row waits for earlier pending rows of the same recipient and focus.
+        Index("ix_outbox_stream", "organization_id", "focus", "id"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
     kind: str = Field(max_length=64)  # e.g. "referral.created", "consent.withdrawn"
@@ -215,6 +222,48 @@ class Outbox(SQLModel, table=True):
     attempts: int = 0
     created_at: datetime = Field(sa_column=_utc())
     due_at: datetime = Field(sa_column=_utc())
+    # The idempotency key the recipient sees on every retry (webhook-id, Message-ID).
+    message_id: str | None = Field(default=None, max_length=64)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    fence: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    endpoint_id: str | None = Field(default=None, max_length=64)  # the Endpoint of the last attempt
+    adapter: str | None = Field(default=None, max_length=64)
+    last_status: int | None = None  # HTTP status or SMTP reply of the last attempt
+    last_error: str | None = Field(default=None, max_length=300)  # error class and message, no clinical data
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """Every attempt at an outbox row: when, how long, and how it ended (never what was sent)."""
+
+    __tablename__ = "delivery_attempt"
+    __table_args__ = (Index("ix_delivery_attempt_outbox", "outbox_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
+    outbox_id: int = Field(sa_column=Column(RowId, nullable=False))
+    attempt: int
+    started_at: datetime = Field(sa_column=_utc())
+    duration_ms: float
+    outcome: str = Field(max_length=16)  # delivered, retryable, permanent, misconfigured, pull, cancelled
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=300)
+    worker: str = Field(max_length=64)
+    endpoint_id: str | None = Field(default=None, max_length=64)
+
+
+class EndpointConfig(SQLModel, table=True):
+    """An Endpoint's adapter configuration, encrypted at rest as a whole (docs/adr/0007-secrets.md).
+
+    Kept out of the Endpoint resource so secrets never appear in FHIR reads, history or searches.
+    """
+
+    __tablename__ = "endpoint_config"
+
+    endpoint_id: str = Field(primary_key=True, max_length=64)
+    adapter: str = Field(max_length=64)
+    ciphertext: str  # Fernet token of the configuration JSON
+    updated_at: datetime = Field(sa_column=_utc())
 
 
 class OAuthClient(SQLModel, table=True):

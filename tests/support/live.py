@@ -12,8 +12,13 @@ from typing import Any
 
 import uvicorn
 
+from service.delivery.secrets import generate_key
 from service.settings import Settings
 from service.storage.database import Database
+
+
+# One Fernet key per test process: adapter secrets are encrypted at rest as in production.
+TEST_SECRET_KEY = generate_key()
 
 
 @dataclass
@@ -23,7 +28,7 @@ class LiveServer:
 
     @classmethod
     @contextmanager
-    def start(cls, database: Database, **overrides: Any) -> Iterator[LiveServer]:
+    def start(cls, database: Database, *, worker: bool = False, **overrides: Any) -> Iterator[LiveServer]:
         from service.app import create_app
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -37,8 +42,9 @@ class LiveServer:
             allow_private_endpoints=True,
             rate_limit="100000/minute",
             token_rate_limit="100000/minute",
+            secret_key=TEST_SECRET_KEY,
         ).model_copy(update=overrides)
-        app = create_app(settings, database=database)
+        app = create_app(settings, database=database, worker=worker)
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -85,6 +85,7 @@ def demo(
     from service.wiring import wire
 
     settings = settings_for(host, port)
+    settings.development = True  # the demo keeps its secret key in a local file, like `make run`
     wire()
     db = Database(settings.database_url)
     try:
@@ -101,8 +102,7 @@ def demo(
         db.dispose()
         _fail(f"cannot write the demo keys in {keys_dir}: {exc.strerror or exc}")
     typer.echo(walkthrough(setup))
-    application = create_app(settings, database=db)
-    application.state.run_worker = True  # as `wraparound serve` does by default
+    application = create_app(settings, database=db, worker=True)  # as `wraparound serve` does
     try:
         run_server(application, settings)
     finally:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from service.cli_clients import clients_app
-from service.cli_directory import demo, directory_app
+from service.cli.clients import clients_app
+from service.cli.delivery import adapters_app, deliveries_app, endpoints_app, secrets_app, worker
+from service.cli.directory import demo, directory_app
 from service.settings import get_settings
 
 app = typer.Typer(help="Wraparound FHIR referral hub.", no_args_is_help=True)
@@ -15,7 +16,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(directory_app, name="directory")
 app.add_typer(clients_app, name="clients")
+app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(endpoints_app, name="endpoints")
+app.add_typer(secrets_app, name="secrets")
 app.command("demo")(demo)
+app.command("worker")(worker)
 
 
 @app.command()
@@ -25,16 +31,20 @@ def serve(
     worker: bool = typer.Option(
         True,
         "--worker/--no-worker",
-        help="Run the in-process delivery worker (it arrives with the delivery adapters).",
+        help="Run an in-process delivery worker (turn it off when `wraparound worker` runs separately).",
     ),
 ) -> None:
-    """Run the FHIR API. Deliveries are recorded in the outbox; the worker that sends them is next."""
+    """Run the FHIR API and, by default, a delivery worker in the same process."""
     from service.app import create_app
+    from service.delivery.secrets import SecretKeyMissing
     from service.serving import run_server, settings_for
 
     settings = settings_for(host, port)
-    application = create_app(settings)
-    application.state.run_worker = worker
+    try:
+        application = create_app(settings, worker=worker)
+    except SecretKeyMissing as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     run_server(application, settings)
 
 
@@ -79,7 +89,3 @@ def openapi(
         return
     outcome = openapi_export.write(output)
     typer.echo(f"{output} {'written' if outcome.changed else 'unchanged'}")
-
-
-if __name__ == "__main__":
-    app()

@@ -1,0 +1,54 @@
+"""Which Endpoint a recipient is reached at (CONTRACT.md "Delivery adapters").
+
+A partner is reached at the Endpoint of the HealthcareService the referral names (its
+``HealthcareService.endpoint``), else at its ``Organization.endpoint``; a clinic at its
+``Organization.endpoint``. Only an ``active`` Endpoint counts. No Endpoint means the recipient
+pulls: it works from ``Task?owner=…&status=requested`` and nothing is pushed.
+"""
+
+from __future__ import annotations
+
+from service.fhir.references import as_list, reference_of
+from service.rest.context import Context
+from service.storage.resources import Stored
+
+
+def _first_active_endpoint(ctx: Context, holder: Stored | None) -> Stored | None:
+    if holder is None or holder.content is None or holder.deleted:
+        return None
+    for element in as_list(holder.content.get("endpoint")):
+        reference = reference_of(element)
+        if not reference or not reference.startswith("Endpoint/"):
+            continue
+        endpoint = ctx.store.current("Endpoint", reference.split("/", 1)[1])
+        if (
+            endpoint is not None
+            and not endpoint.deleted
+            and (endpoint.content or {}).get("status") == "active"
+        ):
+            return endpoint
+    return None
+
+
+def _service_of(ctx: Context, task: Stored, recipient_org: str) -> Stored | None:
+    """The HealthcareService the referral names, when it belongs to the recipient."""
+    request_ref = reference_of((task.content or {}).get("focus"))
+    if not request_ref or not request_ref.startswith("ServiceRequest/"):
+        return None
+    request = ctx.store.current("ServiceRequest", request_ref.split("/", 1)[1])
+    for performer in as_list((request.content or {}).get("performer") if request else None):
+        reference = reference_of(performer)
+        if reference and reference.startswith("HealthcareService/"):
+            service = ctx.store.current("HealthcareService", reference.split("/", 1)[1])
+            provider = reference_of((service.content or {}).get("providedBy")) if service else None
+            if provider == f"Organization/{recipient_org}":
+                return service
+    return None
+
+
+def endpoint_for(ctx: Context, task: Stored, recipient_org: str) -> Stored | None:
+    """The recipient's active Endpoint for deliveries about ``task``; None: the recipient pulls."""
+    found = _first_active_endpoint(ctx, _service_of(ctx, task, recipient_org))
+    if found is not None:
+        return found
+    return _first_active_endpoint(ctx, ctx.store.current("Organization", recipient_org))
