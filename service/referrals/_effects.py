@@ -18,6 +18,7 @@ from service.referrals.lifecycle import FINAL_STATES, check_task_update
 from service.rest.context import Context
 from service.search.extract import extract_index_rows
 from service.storage import access
+from service.storage import outbox as outbox_sql
 from service.storage import referrals as referral_sql
 from service.storage.resources import Stored
 
@@ -97,6 +98,18 @@ def queue(ctx: Context, kind: str, organization_id: str, focus: str, payload: di
     """Record that something must be sent (ids only: the outbox never holds clinical detail)."""
     referral_sql.add_outbox(
         ctx.conn, kind=kind, organization_id=organization_id, focus=focus, payload=payload, now=ctx.now
+    )
+
+
+def cancel_undelivered(ctx: Context, organization_id: str, task_id: str, reason: str) -> int:
+    """Stop what has not yet gone to the recipient about this Task (a claim in flight loses its fence)."""
+    return outbox_sql.cancel_pending(
+        ctx.conn,
+        organization_id=organization_id,
+        focus=f"Task/{task_id}",
+        kinds=("referral.created", "task.updated"),
+        now=ctx.now,
+        reason=reason,
     )
 
 

@@ -32,6 +32,7 @@ def sweep(ctx: Context) -> int:
                 continue
             cancelled += 1
             touched.append(moved)
+            effects.cancel_undelivered(ctx, partner, task.id, EXPIRED_REASON)
             effects.queue(ctx, "consent.expired", partner, f"Task/{task.id}", {"task": f"Task/{task.id}"})
         if request is not None and not request.deleted and touched:
             touched.append(effects.set_request_status(ctx, request, "revoked"))

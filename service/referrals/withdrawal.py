@@ -79,6 +79,8 @@ def _withdraw(
         if moved is not None:
             touched.append(moved)
             touched.append(effects.set_request_status(ctx, request, "revoked"))
+            if effects.cancel_undelivered(ctx, partner, task.id, WITHDRAWN_REASON):
+                done.append(f"undelivered notices for Task/{task.id} cancelled")
             effects.queue(ctx, "consent.withdrawn", partner, f"Task/{task.id}", {"task": f"Task/{task.id}"})
             done.append(f"Task/{task.id} cancelled")
     if effects.revoke_partner(ctx, partner, request.id):
