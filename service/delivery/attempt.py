@@ -106,7 +106,13 @@ def _prepare(
     bundle = None
     if adapter.wants_bundle(config):
         drop = frozenset(getattr(config, "drop_elements", None) or ())
-        bundle = payload.transaction_bundle(contents, row.organization_id, drop)
+        bundle = payload.transaction_bundle(
+            contents,
+            row.organization_id,
+            hub_base=settings.fhir_base(),
+            linked=row.kind in _PAYLOAD_KINDS or _received_referral(ctx, row),
+            drop=drop,
+        )
     base = settings.fhir_base()
     delivery = Delivery(
         message_id=row.message_id,
@@ -133,6 +139,14 @@ def _prepare(
         sent=sent,
         patient=contents.patient,
     )
+
+
+def _received_referral(ctx: Context, row: OutboxRow) -> bool:
+    """Whether the referral itself reached this recipient (so it holds copies to link a notice to)."""
+    earlier = outbox_sql.listing(
+        ctx.conn, organization_id=row.organization_id, focus=row.focus, state="delivered"
+    )
+    return any(r.kind in _PAYLOAD_KINDS for r in earlier)
 
 
 async def send(prepared: Prepared, settings: Settings, transport: Any) -> Outcome:

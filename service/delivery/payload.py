@@ -100,15 +100,25 @@ def partner_view(stored: Stored, recipient_org: str) -> dict[str, Any]:
 
 
 def transaction_bundle(
-    contents: Contents, recipient_org: str, drop: frozenset[str] = frozenset()
+    contents: Contents,
+    recipient_org: str,
+    *,
+    hub_base: str,
+    linked: bool,
+    drop: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """The delivery as a transaction. ``linked``: the recipient already holds this referral's resources
+    (it received the referral), so references to them are conditional references to its own copies;
+    otherwise (a clinic, or a notice about a referral that never went) they are absolute hub URLs."""
     included = {_hub_ref(s) for s in contents.resources}
 
     def rewrite(reference: str) -> str:
         if reference in included:
             return full_url(reference)
         if "/" in reference and not reference.startswith(("http:", "https:", "urn:", "#")):
-            return f"{reference.split('/', 1)[0]}?identifier={HUB_IDENTIFIER}|{reference}"
+            if linked:
+                return f"{reference.split('/', 1)[0]}?identifier={HUB_IDENTIFIER}|{reference}"
+            return f"{hub_base}/{reference}"
         return reference
 
     entries = []
