@@ -184,8 +184,21 @@ def _write(ctx: Context, entry: _Entry, resource: dict[str, Any], report: LoadRe
     return result.stored
 
 
-def load_directory(db: Database, bundle: Any, *, base_url: str, now: datetime | None = None) -> LoadReport:
+def load_directory(
+    db: Database,
+    bundle: Any,
+    *,
+    base_url: str,
+    now: datetime | None = None,
+    allow_private_endpoints: bool = False,
+) -> LoadReport:
     """Load ``bundle`` in one transaction as the hub itself (the SYSTEM caller, audited as such)."""
     with db.transaction(write=True) as conn:
-        ctx = Context(conn=conn, caller=SYSTEM, base_url=base_url, now=now or datetime.now(UTC))
+        ctx = Context(
+            conn=conn,
+            caller=SYSTEM,
+            base_url=base_url,
+            now=now or datetime.now(UTC),
+            allow_private_endpoints=allow_private_endpoints,
+        )
         return load_bundle(ctx, bundle)

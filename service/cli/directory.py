@@ -56,7 +56,12 @@ def load(
     db = Database(settings.database_url)
     try:
         db.upgrade()
-        report = load_directory(db, bundle, base_url=settings.fhir_base())
+        report = load_directory(
+            db,
+            bundle,
+            base_url=settings.fhir_base(),
+            allow_private_endpoints=settings.allow_private_endpoints,
+        )
     except FhirError as exc:
         _fail(exc.diagnostics)
     except SQLAlchemyError as exc:

@@ -128,6 +128,28 @@ def endpoint_rule(ctx: Context, new: dict[str, Any], old: Stored | None) -> list
         issues.extend(mailto_issues(address))
     else:
         issues.extend(url_issues(address, allow_private=ctx.allow_private_endpoints))
+    issues.extend(header_issues(new.get("header")))
+    return issues
+
+
+# RFC 9110 §5.1 field name (a token), then a value of visible ASCII, spaces and tabs: no CR/LF/NUL that
+# would let a stored header forge another one in the webhook or FHIR request.
+_HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e]*$")
+
+
+def header_issues(headers: object) -> list[Issue]:
+    if headers is None:
+        return []
+    issues = []
+    for index, header in enumerate(headers if isinstance(headers, list) else [headers]):
+        if not isinstance(header, str) or not _HEADER.match(header):
+            issues.append(
+                Issue(
+                    code="security",
+                    diagnostics="Endpoint.header must be 'Name: value' in printable ASCII, no line breaks",
+                    expression=(f"Endpoint.header[{index}]",),
+                )
+            )
     return issues
 
 

@@ -211,3 +211,21 @@ def test_development_hub_allows_loopback_http_but_no_other_scheme(dev_admin: Cli
     for address in ("file:///etc/passwd", "gopher://x/", "https://user:pw@127.0.0.1/"):
         _refused(dev_admin.post("/fhir/Endpoint", json=_endpoint(address)))
     assert _stored_addresses(dev_admin) == ["http://127.0.0.1:9/"]
+
+
+@pytest.mark.parametrize(
+    "header", ["X-Key: a\r\nX-Injected: 1", "X-Key: a\nb", "Bad Name: x", "no-colon", "X-Key: caf\u00e9"]
+)
+def test_an_endpoint_header_that_could_forge_another_is_refused(fhir: FhirClients, header: str) -> None:
+    admin = fhir.client("admin", "hub")
+    body = {
+        "resourceType": "Endpoint",
+        "status": "active",
+        "connectionType": {"system": WRAPAROUND_CONNECTION_TYPE, "code": "webhook"},
+        "payloadType": [{"text": "event"}],
+        "address": "http://127.0.0.1:9/hook",
+        "header": ["X-Partner: ok", header],
+    }
+    response = admin.post("/fhir/Endpoint", json=body)
+    assert response.status_code == 422, response.text
+    assert "Endpoint.header[1]" in response.text
