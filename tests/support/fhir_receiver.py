@@ -195,29 +195,37 @@ class FhirReceiver:
             return _json(200, self._process(bundle))
 
     def _process(self, bundle: dict[str, Any]) -> dict[str, Any]:
-        responses, created, moved = [], [], {}
+        # POST with ifNoneExist (conditional create) and PUT Type?identifier= (conditional update), the
+        # two forms a hub delivery uses; conditional references (Type?identifier=...) are resolved too.
+        responses, written, moved = [], [], {}
         for entry in bundle.get("entry", []):
             resource, request = entry["resource"], entry["request"]
             rtype = resource["resourceType"]
-            assert request["method"] == "POST", request
-            assert request["url"] == rtype, request
-            condition = request.get("ifNoneExist", "")
-            assert not condition or condition.startswith("identifier="), condition  # all we understand
+            if request["method"] == "PUT":
+                url, _, condition = request["url"].partition("?")
+                assert url == rtype, request
+                assert condition.startswith("identifier="), condition  # all we understand
+            else:
+                assert request["method"] == "POST", request
+                assert request["url"] == rtype, request
+                condition = request.get("ifNoneExist", "")
+                assert not condition or condition.startswith("identifier="), condition
             match = self._identifiers.get((rtype, unquote(condition.removeprefix("identifier="))))
-            if match is not None:
+            if match is not None and request["method"] == "POST":
                 moved[entry.get("fullUrl")] = f"{rtype}/{match}"
                 responses.append({"response": {"status": "200 OK", "location": f"{rtype}/{match}"}})
                 continue
-            rid = uuid.uuid4().hex
+            rid = match or uuid.uuid4().hex
             stored = {**resource, "id": rid}
             self.stored.setdefault(rtype, {})[rid] = stored
             for ident in _identifiers(stored):
                 self._identifiers[(rtype, f"{ident.get('system')}|{ident.get('value')}")] = rid
             moved[entry.get("fullUrl")] = f"{rtype}/{rid}"
-            created.append(stored)
-            responses.append({"response": {"status": "201 Created", "location": f"{rtype}/{rid}/_history/1"}})
-        for resource in created:
-            _rewrite(resource, moved)
+            written.append(stored)
+            status = "200 OK" if match else "201 Created"
+            responses.append({"response": {"status": status, "location": f"{rtype}/{rid}"}})
+        for resource in written:
+            _rewrite(resource, moved, self._identifiers)
         return {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
 
 
@@ -226,15 +234,21 @@ def _identifiers(resource: dict[str, Any]) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else [value] if isinstance(value, dict) else []
 
 
-def _rewrite(node: Any, moved: dict[Any, str]) -> None:
+def _rewrite(node: Any, moved: dict[Any, str], identifiers: dict[tuple[str, str], str]) -> None:
     if isinstance(node, dict):
-        if isinstance(node.get("reference"), str) and node["reference"] in moved:
-            node["reference"] = moved[node["reference"]]
+        reference = node.get("reference")
+        if isinstance(reference, str) and reference in moved:
+            node["reference"] = moved[reference]
+        elif isinstance(reference, str) and "?identifier=" in reference:
+            rtype, _, value = reference.partition("?identifier=")
+            found = identifiers.get((rtype, unquote(value)))
+            if found is not None:
+                node["reference"] = f"{rtype}/{found}"
         for value in node.values():
-            _rewrite(value, moved)
+            _rewrite(value, moved, identifiers)
     elif isinstance(node, list):
         for value in node:
-            _rewrite(value, moved)
+            _rewrite(value, moved, identifiers)
 
 
 def _json(status: int, body: dict[str, Any]) -> Reply:

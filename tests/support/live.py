@@ -16,7 +16,6 @@ from service.delivery.secrets import generate_key
 from service.settings import Settings
 from service.storage.database import Database
 
-
 # One Fernet key per test process: adapter secrets are encrypted at rest as in production.
 TEST_SECRET_KEY = generate_key()
 
