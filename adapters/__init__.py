@@ -1,6 +1,13 @@
-"""Delivery adapters (FHIR push, Standard Webhooks, email, pull).
+"""Delivery adapters: how the hub reaches a partner or clinic (FHIR push, Standard Webhooks, secure
+email; no Endpoint means the recipient pulls).
 
-Delivery on a transactional outbox is the next piece of work (see ROADMAP.md). The
-referral write path already records what must be sent (``service.delivery.outbox``);
-adapters will consume those rows. This package never imports storage.
+``adapters.base`` is the contract (the Protocol, the Delivery handed in, the typed errors);
+``adapters.registry`` finds installed adapters through the ``wraparound.adapters`` entry-point group.
+Third-party adapters that make HTTP calls should use the helpers re-exported here: they connect only to
+vetted public addresses (no DNS-rebinding gap), never follow redirects, enforce a total deadline and a
+response-size cap, and map statuses to the typed errors. This package never imports storage.
 """
+
+from adapters._http import HttpReply, client, post, receipt_or_raise
+
+__all__ = ["HttpReply", "client", "post", "receipt_or_raise"]
