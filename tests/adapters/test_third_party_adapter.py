@@ -67,7 +67,7 @@ def test_discovery_finds_the_installed_third_party_adapter(installed_example: Pa
 def test_the_example_adapter_delivers_a_notice_without_clinical_detail(installed_example: Path) -> None:
     sys.path.insert(0, str(installed_example))
     try:
-        import wraparound_adapter_example as example
+        import wraparound_adapter_example as example  # type: ignore[import-not-found]
     finally:
         sys.path.remove(str(installed_example))
     adapter = example.ChatNoticeAdapter()
