@@ -27,6 +27,7 @@ from service.settings import Settings
 from service.storage.database import Database
 from service.storage.tables import Resource
 from service.storage.tokens import find_token
+from tests.support.live import TEST_SECRET_KEY
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its test client; httpx (installed) still works.
@@ -50,7 +51,11 @@ def ec() -> ECKey:
 
 def _settings(database: Database, **overrides: Any) -> Settings:
     return Settings(
-        database_url=database.url, base_url="http://testserver", allow_private_endpoints=True, **overrides
+        database_url=database.url,
+        base_url="http://testserver",
+        allow_private_endpoints=True,
+        secret_key=TEST_SECRET_KEY,
+        **overrides,
     )
 
 
