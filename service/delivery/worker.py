@@ -170,10 +170,18 @@ class Worker:
     async def _deliver(self, row: OutboxRow) -> str:
         started_at = datetime.now(UTC)
         try:
-            prepared = await asyncio.to_thread(
-                attempt.prepare, self.db, row, self.settings, self.registry, self.box
-            )
-            if prepared.state == "send":
+            try:
+                prepared = await asyncio.to_thread(
+                    attempt.prepare, self.db, row, self.settings, self.registry, self.box
+                )
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # a row the hub cannot build must not loop for ever: count it
+                log.warning("delivery %s: could not prepare (%s)", row.id, type(exc).__name__)
+                prepared = attempt.Prepared("error", f"{type(exc).__name__} while preparing the delivery")
+            if prepared.state == "error":
+                outcome = attempt.Outcome("retryable", error=prepared.reason)
+            elif prepared.state == "send":
                 outcome = await attempt.send(prepared, self.settings, self.transport)
             elif prepared.state == "dead":
                 outcome = attempt.Outcome("misconfigured", error=prepared.reason)
