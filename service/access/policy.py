@@ -28,7 +28,9 @@ ADMIN_READ = ADMIN_WRITE | {"AuditEvent"}
 CLINIC_CREATE = frozenset(
     {"Patient", "Consent", "QuestionnaireResponse", "ServiceRequest", "Practitioner", "PractitionerRole"}
 )
-CLINIC_READ = CLINIC_CREATE | {"Task", "Observation"}
+# Flags (a positive PHQ-4 screen to follow up) are the submitting clinic's alone: a partner may not read
+# the type at all (CONTRACT.md "What counts as consent"), so it is absent from PARTNER_READ.
+CLINIC_READ = CLINIC_CREATE | {"Task", "Observation", "Flag"}
 PARTNER_READ = frozenset(
     {"ServiceRequest", "Patient", "Consent", "QuestionnaireResponse", "Task", "Observation"}
 )
@@ -71,7 +73,11 @@ def may_write_type(caller: Caller, resource_type: str, interaction: str) -> bool
         # Clinics update their own clinical records and cancel their referrals' Tasks; a Task is
         # the hub's record of a referral and is never deleted by a client (cancel it instead).
         return resource_type in CLINIC_CREATE | {"Task"}
-    # Partners update the Tasks they own (status and output only; see referrals.lifecycle).
+    # Partners update the Tasks they own (status and output only; see referrals.lifecycle), and may
+    # record that the person withdrew: create a deny Consent naming only themselves
+    # (referrals.recorded_withdrawal); never update or delete a Consent.
+    if resource_type == "Consent":
+        return interaction == "create"
     return resource_type == "Task" and interaction == "update"
 
 

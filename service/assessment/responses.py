@@ -9,6 +9,8 @@
 - After a completed/amended response to the shipped assessment is written, its scores are
   (re)computed and stored as survey Observations derived from it, visible to the same
   organisations as the response. Earlier score Observations of that response are deleted first.
+- A positive PHQ-4 screen raises a Flag for the submitting clinic, and a negative one clears earlier
+  ones (``flags``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_profiles import ASSESSMENT_SCORE_SYSTEM, ASSESSMENT_URL
-from service.assessment import canonical
+from service.assessment import canonical, flags
 from service.assessment._questionnaire import QuestionnaireIndex
-from service.assessment.scoring import compute_scores, score_observations
+from service.assessment.scoring import Score, compute_scores, score_observations
 from service.assessment.validate import validate_response
 from service.audit import record
 from service.errors import Issue
@@ -114,21 +116,28 @@ def _answers_assessment(qr: dict[str, Any]) -> bool:
 
 
 def store_scores(ctx: Context, stored: Stored, old: Stored | None) -> None:
-    """Replace the score Observations of a response (same transaction as the response write)."""
+    """Replace the score Observations of a response, then re-evaluate its positive-screen Flag (same
+    transaction as the response write)."""
     for previous in _score_observations_of(ctx, stored):
         ctx.store.delete(previous, now=ctx.now)
+    scores, created = _write_scores(ctx, stored)
+    if any(c is not None and _answers_assessment(c) for c in (stored.content, old.content if old else None)):
+        flags.reevaluate(ctx, stored, old, scores, created)
+
+
+def _write_scores(ctx: Context, stored: Stored) -> tuple[list[Score], list[Stored]]:
     qr = stored.content
     if stored.deleted or qr is None or not _answers_assessment(qr):
-        return
+        return [], []
     target = str(qr["questionnaire"])
     questionnaire = ctx.memo.pop(_memo_key(target), None) or canonical.resolve_content(
         ctx.conn, "Questionnaire", target
     )
     if questionnaire is None:
-        return
+        return [], []
     scores = compute_scores(qr, questionnaire)
     if not scores:
-        return
+        return [], []
     organisations = access.organizations_with_access(ctx.conn, stored.rid)
     created = []
     for observation in score_observations(qr, f"{_QR}/{stored.id}", scores, ctx.instant):
@@ -137,6 +146,7 @@ def store_scores(ctx: Context, stored: Stored, old: Stored | None) -> None:
             access.grant(ctx.conn, obs.rid, organisation, DERIVED_REASON)
         created.append(obs)
     record.access(ctx, "create", created)
+    return scores, created
 
 
 register_rule(_QR, check_response)

@@ -32,13 +32,21 @@ class Score:
 
 
 # ONS4 thresholds from the ONS personal well-being user guidance: (upper bound inclusive, band).
+# A low rating is poor wellbeing on the three positively worded questions and good wellbeing on
+# anxiety, so the two scales have their own band codes (assessment-band 1.1.0; the shared 1.0.0
+# codes low/medium/... are deprecated) and every display says which way is better.
 _ONS_POSITIVE = (
-    (4, "low", "Low"),
-    (6, "medium", "Medium"),
-    (8, "high", "High"),
-    (10, "very-high", "Very high"),
+    (4, "ons4-low", "Low rating (0-4): poorer wellbeing"),
+    (6, "ons4-medium", "Medium rating (5-6)"),
+    (8, "ons4-high", "High rating (7-8)"),
+    (10, "ons4-very-high", "Very high rating (9-10): better wellbeing"),
 )
-_ONS_ANXIETY = ((1, "very-low", "Very low"), (3, "low", "Low"), (5, "medium", "Medium"), (10, "high", "High"))
+_ONS_ANXIETY = (
+    (1, "ons4-anxiety-very-low", "Very low anxiety (0-1): better wellbeing"),
+    (3, "ons4-anxiety-low", "Low anxiety (2-3)"),
+    (5, "ons4-anxiety-medium", "Medium anxiety (4-5)"),
+    (10, "ons4-anxiety-high", "High anxiety (6-10): poorer wellbeing"),
+)
 _ONS4 = {
     "ons4-satisfied": ("ONS4 life satisfaction (0-10)", _ONS_POSITIVE),
     "ons4-worthwhile": ("ONS4 worthwhile (0-10)", _ONS_POSITIVE),
@@ -198,15 +206,18 @@ def _pozqol_scores(values: dict[str, float]) -> list[Score]:
 
 
 def compute_scores(qr: dict[str, Any], questionnaire: dict[str, Any]) -> list[Score]:
-    """Scores of a completed response to the shipped assessment; sections left unanswered give none."""
+    """Scores of a completed response to the shipped assessment (any version: the linkIds are the same);
+    sections left unanswered give none."""
     if qr.get("status") not in _SCORED_STATUSES:
         return []
     values = _numeric_answers(qr, questionnaire)
     return _ons4_scores(values) + _phq4_scores(values) + _pozqol_scores(values)
 
 
-# Extra codings where a standard code is certain. The PHQ-4 depression subscale is the PHQ-2; the
-# total and anxiety subscale (GAD-2) have no LOINC code here because none was confirmed.
+# Extra codings where a standard code is certain. The PHQ-4 depression subscale is the PHQ-2 (LOINC
+# 55758-7). The PHQ-4 total and the anxiety subscale (GAD-2) carry no LOINC code: none was confirmed
+# (70272-0 is given as the PHQ-4 total by one public source and as the GAD-2 total by another), and
+# 69725-0 is the item "Feeling nervous, anxious or on edge", not a total (fhir_profiles/README.md).
 _STANDARD_CODINGS: dict[str, list[dict[str, str]]] = {
     "phq4-depression": [
         {

@@ -27,6 +27,13 @@ _TYPES = [
     TypeInfo("Consent", ALL, "clinical", "The person's consent to share with a partner."),
     TypeInfo("QuestionnaireResponse", ALL, "clinical", "A completed wellbeing and needs assessment."),
     TypeInfo("Observation", READ_ONLY, "clinical", "Scores computed from assessments (server-created)."),
+    TypeInfo(
+        "Flag",
+        READ_ONLY,
+        "clinical",
+        "Follow-up alerts the hub raises for the submitting clinic, e.g. a positive PHQ-4 screen "
+        "(server-created; never visible to partners).",
+    ),
     TypeInfo("Practitioner", ALL, "directory"),
     TypeInfo("PractitionerRole", ALL, "directory"),
     TypeInfo("Organization", ALL, "directory", "Clinics and voluntary-sector partners."),

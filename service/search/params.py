@@ -365,6 +365,45 @@ _DEFINITIONS: dict[str, list[SearchParam]] = {
         _p("based-on", "reference", "Observation.basedOn"),
         _p("focus", "reference", "Observation.focus"),
     ],
+    # R4 Flag search parameters (http://hl7.org/fhir/R4/flag.html#search) plus ``status``, which R4 does
+    # not define: Wraparound's own SearchParameter (fhir_profiles/data/SearchParameter-Flag-status.json).
+    "Flag": [
+        _p("patient", "reference", "Flag.subject.where(resolve() is Patient)", "Patient", url=_PATIENT),
+        _p(
+            "subject",
+            "reference",
+            "Flag.subject",
+            "Group",
+            "Location",
+            "Medication",
+            "Organization",
+            "Patient",
+            "PlanDefinition",
+            "Practitioner",
+            "PractitionerRole",
+            "Procedure",
+        ),
+        _p("date", "date", "Flag.period", url=_DATE),
+        _p(
+            "author",
+            "reference",
+            "Flag.author",
+            "Device",
+            "Organization",
+            "Patient",
+            "Practitioner",
+            "PractitionerRole",
+        ),
+        _p("identifier", "token", "Flag.identifier", url=_IDENTIFIER),
+        _p("encounter", "reference", "Flag.encounter", "Encounter"),
+        _p(
+            "status",
+            "token",
+            "Flag.status",
+            url="https://wraparound.org.uk/fhir/SearchParameter/Flag-status",
+            desc="active | inactive | entered-in-error",
+        ),
+    ],
     **{t: _conformance(t) for t in _CONFORMANCE},
 }
 _DEFINITIONS["StructureDefinition"].append(_p("type", "uri", "StructureDefinition.type"))

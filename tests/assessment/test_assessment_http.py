@@ -17,6 +17,9 @@ BAND = fp.ASSESSMENT_BAND_SYSTEM
 CATEGORY = fp.SERVICE_CATEGORY_SYSTEM
 POZQOL_IDS = [f"pozqol-health-{n}" for n in (1, 2, 3)] + [f"pozqol-psych-{n}" for n in (1, 2, 3, 4)]
 POZQOL_IDS += [f"pozqol-social-{n}" for n in (1, 2, 3)] + [f"pozqol-functional-{n}" for n in (1, 2, 3)]
+# Response items follow the Questionnaire's order (R4 QuestionnaireResponse: same order as the
+# Questionnaire); since 1.1.0 PozQoL follows the official form, not the domain order above.
+POZQOL_ORDER = [i["linkId"] for g in QUESTIONNAIRE["item"] if g["linkId"] == "pozqol" for i in g["item"]]
 
 
 def _need(code: str, urgency: str, has_help: bool, wants: bool) -> dict[str, Any]:
@@ -64,7 +67,8 @@ def _response(patient: str, *, status: str = "completed", phq: tuple[int, int, i
             {
                 "linkId": "pozqol",
                 "item": [
-                    {"linkId": k, "answer": [coded(k, v)]} for k, v in zip(POZQOL_IDS, pozqol, strict=True)
+                    {"linkId": k, "answer": [coded(k, dict(zip(POZQOL_IDS, pozqol, strict=True))[k])]}
+                    for k in POZQOL_ORDER
                 ],
             },
             {
@@ -125,7 +129,13 @@ def _expressions(outcome: dict[str, Any]) -> dict[str, str]:
 @pytest.mark.parametrize("role", ["clinic", "partner", "admin"])
 def test_shipped_questionnaire_is_fetchable_by_canonical_url(fhir: FhirClients, role: str) -> None:
     found = _entries(fhir.client(role), f"/fhir/Questionnaire?url={fp.ASSESSMENT_URL}")
-    assert [(q["id"], q["version"]) for q in found] == [("wellbeing-needs-assessment", fp.ASSESSMENT_VERSION)]
+    # Every published version stays fetchable: responses name url|version.
+    assert sorted((q["id"], q["version"]) for q in found) == [
+        ("wellbeing-needs-assessment", "1.0.0"),
+        ("wellbeing-needs-assessment-1-1-0", "1.1.0"),
+    ]
+    latest = _entries(fhir.client(role), f"/fhir/Questionnaire?url={fp.ASSESSMENT_URL}&version=1.1.0")
+    assert [q["id"] for q in latest] == ["wellbeing-needs-assessment-1-1-0"]
 
 
 def test_capability_statement_lists_the_operation(fhir: FhirClients) -> None:
@@ -147,8 +157,8 @@ def test_completed_response_is_scored_with_hand_computed_values(fhir: FhirClient
     # ONS4: reported separately with ONS bands (7 high, 8 high, 5 medium; anxiety 2 low).
     assert {k: (scores[k]["valueInteger"], _band(scores[k])) for k in
             ("ons4-satisfied", "ons4-worthwhile", "ons4-happy", "ons4-anxious")} == {
-        "ons4-satisfied": (7, "high"), "ons4-worthwhile": (8, "high"),
-        "ons4-happy": (5, "medium"), "ons4-anxious": (2, "low")}  # fmt: skip
+        "ons4-satisfied": (7, "ons4-high"), "ons4-worthwhile": (8, "ons4-high"),
+        "ons4-happy": (5, "ons4-medium"), "ons4-anxious": (2, "ons4-anxiety-low")}  # fmt: skip
     # PHQ-4 2+1+1+1 = 5 (mild 3-5); GAD-2 2+1 = 3 positive; PHQ-2 1+1 = 2 negative.
     assert (scores["phq4-total"]["valueInteger"], _band(scores["phq4-total"])) == (5, "mild")
     assert (scores["phq4-anxiety"]["valueInteger"], _band(scores["phq4-anxiety"])) == (3, "positive-screen")

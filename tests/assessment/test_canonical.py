@@ -57,7 +57,14 @@ def test_exact_version_and_unknowns(db: Database) -> None:
     with db.transaction(write=False) as conn:
         found = resolve(conn, "Questionnaire", f"{fp.ASSESSMENT_URL}|{fp.ASSESSMENT_VERSION}")
         assert found is not None
-        assert found.id == "wellbeing-needs-assessment"
+        assert found.id == "wellbeing-needs-assessment-1-1-0"
+        # The first published version stays resolvable by url|version; a bare url is the latest.
+        first = resolve(conn, "Questionnaire", f"{fp.ASSESSMENT_URL}|1.0.0")
+        assert first is not None
+        assert first.id == "wellbeing-needs-assessment"
+        latest = resolve(conn, "Questionnaire", fp.ASSESSMENT_URL)
+        assert latest is not None
+        assert latest.id == "wellbeing-needs-assessment-1-1-0"
         assert resolve(conn, "Questionnaire", f"{fp.ASSESSMENT_URL}|9.9.9") is None
         assert resolve(conn, "Questionnaire", f"{fp.BASE}/Questionnaire/nope") is None
         # The same url under another type is not a match.

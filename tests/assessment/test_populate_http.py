@@ -149,11 +149,14 @@ def test_needs_and_peer_support_come_from_the_latest_finished_response_but_score
 
 def test_without_a_previous_response_only_initial_values_are_given(clinic: Client) -> None:
     patient = _patient(clinic)
-    parts = _populate(clinic, patient, path="/fhir/Questionnaire/wellbeing-needs-assessment/$populate")
+    parts = _populate(clinic, patient, path="/fhir/Questionnaire/wellbeing-needs-assessment-1-1-0/$populate")
     qr = parts["response"]
     assert "item" not in qr  # the shipped form has no initial values
     assert qr["questionnaire"] == CANONICAL
     _assert_valid(clinic, qr, QUESTIONNAIRE)
+    # The instance is a version: populating the 1.0.0 resource names 1.0.0.
+    first = _populate(clinic, patient, path="/fhir/Questionnaire/wellbeing-needs-assessment/$populate")
+    assert first["response"]["questionnaire"] == f"{fp.ASSESSMENT_URL}|1.0.0"
 
 
 def test_another_clinics_responses_are_never_used(fhir: FhirClients, clinic: Client) -> None:
@@ -176,7 +179,7 @@ def test_answers_are_copied_into_a_new_version_only_where_the_item_still_exists(
 ) -> None:
     admin = fhir.client("admin", "hub")
     newer = copy.deepcopy(QUESTIONNAIRE)
-    newer.update(id="wellbeing-needs-assessment-1-1", version="1.1.0")
+    newer.update(id="wellbeing-needs-assessment-1-2", version="1.2.0")  # 1.1.0 is shipped
     needs = next(i for i in newer["item"] if i["linkId"] == "needs")
     needs["item"] = [i for i in needs["item"] if i["linkId"] != "need-housing"]
     _created(admin, newer)
@@ -185,7 +188,7 @@ def test_answers_are_copied_into_a_new_version_only_where_the_item_still_exists(
                                needs=[_need("debt", "now"), _need("housing", "soon")]))  # fmt: skip
     # A bare canonical means the latest active version.
     qr = _populate(clinic, patient, canonical={"valueUri": fp.ASSESSMENT_URL})["response"]
-    assert qr["questionnaire"] == f"{fp.ASSESSMENT_URL}|1.1.0"
+    assert qr["questionnaire"] == f"{fp.ASSESSMENT_URL}|1.2.0"
     answers = _answers(qr)
     assert answers["need-debt"] == [True]
     assert not {k for k in answers if k.startswith("need-housing")}

@@ -102,22 +102,39 @@ def test_client_calculated_total_is_ignored() -> None:
 @pytest.mark.parametrize(
     ("link_id", "value", "band"),
     [
-        ("ons4-satisfied", 4, "low"),
-        ("ons4-satisfied", 5, "medium"),
-        ("ons4-worthwhile", 6, "medium"),
-        ("ons4-worthwhile", 7, "high"),
-        ("ons4-happy", 8, "high"),
-        ("ons4-happy", 9, "very-high"),
-        ("ons4-anxious", 1, "very-low"),
-        ("ons4-anxious", 2, "low"),
-        ("ons4-anxious", 5, "medium"),
-        ("ons4-anxious", 6, "high"),
-        ("ons4-anxious", 10, "high"),
+        ("ons4-satisfied", 0, "ons4-low"),
+        ("ons4-satisfied", 4, "ons4-low"),
+        ("ons4-satisfied", 5, "ons4-medium"),
+        ("ons4-worthwhile", 6, "ons4-medium"),
+        ("ons4-worthwhile", 7, "ons4-high"),
+        ("ons4-happy", 8, "ons4-high"),
+        ("ons4-happy", 9, "ons4-very-high"),
+        ("ons4-anxious", 1, "ons4-anxiety-very-low"),
+        ("ons4-anxious", 2, "ons4-anxiety-low"),
+        ("ons4-anxious", 5, "ons4-anxiety-medium"),
+        ("ons4-anxious", 6, "ons4-anxiety-high"),
+        ("ons4-anxious", 10, "ons4-anxiety-high"),
     ],
 )
 def test_ons4_reported_separately_with_bands(link_id: str, value: int, band: str) -> None:
     scores = compute_scores(_response({link_id: {"valueInteger": value}}), QUESTIONNAIRE)
     assert [(s.code, s.value, s.band) for s in scores] == [(link_id, value, band)]
+
+
+def test_ons4_band_codes_are_unambiguous() -> None:
+    # A low rating is poor wellbeing on three questions and good on anxiety: never the same code, and
+    # every display says which way is better at the ends of the scale.
+    concepts = {c["code"]: c for c in fp.load_by_url(fp.ASSESSMENT_BAND_SYSTEM)["concept"]}
+    positive = compute_scores(_response({"ons4-happy": {"valueInteger": 0}}), QUESTIONNAIRE)[0]
+    anxious = compute_scores(_response({"ons4-anxious": {"valueInteger": 0}}), QUESTIONNAIRE)[0]
+    assert positive.band != anxious.band
+    assert positive.band_display == concepts["ons4-low"]["display"]
+    assert "poorer wellbeing" in concepts["ons4-low"]["display"]
+    assert "better wellbeing" in concepts["ons4-anxiety-very-low"]["display"]
+    assert "poorer wellbeing" in concepts["ons4-anxiety-high"]["display"]
+    # The shared 1.0.0 codes stay defined (earlier Observations carry them) but are deprecated.
+    for code in ("very-low", "low", "medium", "high", "very-high"):
+        assert concepts[code]["property"] == [{"code": "status", "valueCode": "deprecated"}]
 
 
 def test_ons4_out_of_range_is_not_scored() -> None:
@@ -205,7 +222,7 @@ def test_observations_shape() -> None:
         "system": "http://unitsofmeasure.org",
         "code": "{score}",
     }
-    assert by_code["ons4-anxious"]["interpretation"][0]["coding"][0]["code"] == "high"
+    assert by_code["ons4-anxious"]["interpretation"][0]["coding"][0]["code"] == "ons4-anxiety-high"
 
 
 def test_score_codes_are_in_the_score_code_system() -> None:

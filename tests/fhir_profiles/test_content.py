@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,8 @@ from fhir.resources.R4B import get_fhir_model_class  # noqa: TID251
 import fhir_profiles as fp
 
 CONFORMANCE = fp.load_conformance()
-BY_URL = {r["url"]: r for r in CONFORMANCE}
+# The latest version of each canonical (the Questionnaire has more than one published version).
+BY_URL = {r["url"]: fp.load_by_url(r["url"]) for r in CONFORMANCE}
 DEMO = fp.load_demo_directory()
 PARTNERS = ("Positive East", "Metro", "Positively UK", "Plushealth", "Sophia Forum", "NAZ Project")
 
@@ -27,15 +29,20 @@ def _codes(system: str) -> set[str]:
     return {c["code"] for c in BY_URL[system]["concept"]}
 
 
-def _questionnaire() -> dict[str, Any]:
-    return fp.load_by_url(fp.ASSESSMENT_URL)
+def _questionnaire(version: str = fp.ASSESSMENT_VERSION) -> dict[str, Any]:
+    return fp.load_by_url(f"{fp.ASSESSMENT_URL}|{version}")
 
 
 @pytest.mark.parametrize("resource", CONFORMANCE, ids=lambda r: f"{r['resourceType']}/{r['id']}")
 def test_conformance_resource_is_valid_r4(resource: dict[str, Any]) -> None:
     get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    assert resource["url"] == f"{fp.BASE}/{resource['resourceType']}/{resource['id']}"
-    assert resource["version"] == "1.0.0"
+    # The first version of a canonical has the canonical's last segment as id; later published versions
+    # of it (a new resource each, so the old one stays loadable) add the version: name-1-1-0.
+    url, version = resource["url"], resource["version"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    assert url == f"{fp.BASE}/{resource['resourceType']}/{resource['id']}" or (
+        resource["id"] == f"{url.rsplit('/', 1)[1]}-{version.replace('.', '-')}"
+    )
     assert resource["status"] == "active"
     assert resource["publisher"] == "Wraparound"
     assert resource["date"]
@@ -44,7 +51,10 @@ def test_conformance_resource_is_valid_r4(resource: dict[str, Any]) -> None:
 def test_conformance_ids_and_urls_are_unique() -> None:
     keys = Counter((r["resourceType"], r["id"]) for r in CONFORMANCE)
     assert max(keys.values()) == 1
-    assert len(BY_URL) == len(CONFORMANCE)
+    versions = Counter((r["url"], r["version"]) for r in CONFORMANCE)
+    assert max(versions.values()) == 1
+    assert {u for u, _ in versions if u != fp.ASSESSMENT_URL} == set(BY_URL) - {fp.ASSESSMENT_URL}
+    assert [v for u, v in sorted(versions) if u == fp.ASSESSMENT_URL] == list(fp.ASSESSMENT_VERSIONS)
 
 
 def test_constants_name_shipped_resources() -> None:
@@ -61,19 +71,22 @@ def test_constants_name_shipped_resources() -> None:
         fp.ASSESSMENT_INSTRUMENT_SYSTEM,
         fp.ASSESSMENT_SCORE_SYSTEM,
         fp.ASSESSMENT_BAND_SYSTEM,
+        fp.FLAG_CODE_SYSTEM,
         fp.CONSENT_MODEL_URL,
         fp.NEED_TO_SERVICE_CATEGORY_URL,
         fp.SERVICE_CATEGORY_TO_SNOMED_URL,
         fp.ASSESSMENT_URL,
     ):
         assert url in BY_URL, url
-    assert _questionnaire()["version"] == fp.ASSESSMENT_VERSION
+    assert fp.load_by_url(fp.ASSESSMENT_URL)["version"] == fp.ASSESSMENT_VERSION == fp.ASSESSMENT_VERSIONS[-1]
     assert fp.load_by_url(f"{fp.ASSESSMENT_URL}|1.0.0")["id"] == "wellbeing-needs-assessment"
 
 
 def test_load_by_url_unknown_raises() -> None:
     with pytest.raises(KeyError):
         fp.load_by_url(f"{fp.BASE}/CodeSystem/nope")
+    with pytest.raises(KeyError):
+        fp.load_by_url(f"{fp.ASSESSMENT_URL}|9.9.9")
 
 
 def test_loader_returns_fresh_copies() -> None:
@@ -145,8 +158,9 @@ def test_snomed_map_maps_only_with_codes_or_explains() -> None:
     assert all(code.isdigit() for code in mapped.values())
 
 
-def test_questionnaire_link_ids_unique_and_enable_when_resolves() -> None:
-    q = _questionnaire()
+@pytest.mark.parametrize("version", fp.ASSESSMENT_VERSIONS)
+def test_questionnaire_link_ids_unique_and_enable_when_resolves(version: str) -> None:
+    q = _questionnaire(version)
     assert (q["name"], q["subjectType"]) == ("WellbeingNeedsAssessment", ["Patient"])
     items = list(_walk(q["item"]))
     counts = Counter(i["linkId"] for i in items)
@@ -158,8 +172,9 @@ def test_questionnaire_link_ids_unique_and_enable_when_resolves() -> None:
     assert all(g.get("code") and g.get("text") for g in q["item"])
 
 
-def test_questionnaire_scored_items() -> None:
-    items = {i["linkId"]: i for i in _walk(_questionnaire()["item"])}
+@pytest.mark.parametrize("version", fp.ASSESSMENT_VERSIONS)
+def test_questionnaire_scored_items(version: str) -> None:
+    items = {i["linkId"]: i for i in _walk(_questionnaire(version)["item"])}
     for link_id in ("ons4-satisfied", "ons4-worthwhile", "ons4-happy", "ons4-anxious"):
         limits = {e["url"].rsplit("/", 1)[1]: e["valueInteger"] for e in items[link_id]["extension"]}
         assert (items[link_id]["type"], limits) == ("integer", {"minValue": 0, "maxValue": 10})
