@@ -23,6 +23,7 @@ from fhir_profiles import (
     SERVICE_CATEGORY_SYSTEM,
 )
 from service.access import policy
+from service.access.minimise import caller_view
 from service.assessment import canonical
 from service.assessment.suggest import Need, Suggestion, identified_needs, match_services
 from service.audit import record
@@ -73,7 +74,8 @@ def area_from(body: Any, query_area: str | None) -> str | None:
 def suggest_referrals(ctx: Context, qr_id: str, area: str | None = None) -> dict[str, Any]:
     policy.authorize(ctx.caller, "QuestionnaireResponse", "read")
     stored = interactions.load_visible(ctx, "QuestionnaireResponse", qr_id)
-    qr = stored.content or {}
+    # Needs only from the caller's view: a partner's suggestions never reveal withheld items.
+    qr = caller_view(ctx.conn, ctx.caller, stored) or {}
     concept_map = canonical.resolve_content(ctx.conn, "ConceptMap", NEED_TO_SERVICE_CATEGORY_URL)
     if concept_map is None:
         raise NotFound(f"ConceptMap {NEED_TO_SERVICE_CATEGORY_URL} is not loaded on this server")

@@ -20,6 +20,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
+
+from service.access.minimise import MINIMISED_TYPE, Allowance, organization_view, policy, redact
 from service.fhir.references import as_list, map_references, reference_of
 from service.rest.context import Context
 from service.storage import access
@@ -37,6 +40,8 @@ class Contents:
     resources: list[Stored] = field(default_factory=list)
     patient: str | None = None
     refused: str | None = None  # why nothing may be sent (consent withdrawn, lapsed, Task closed)
+    # The read transaction the contents were found in: the partner's view is made in it too.
+    conn: Connection | None = field(default=None, repr=False, compare=False)
 
 
 def _hub_ref(stored: Stored) -> str:
@@ -82,7 +87,7 @@ def referral_contents(ctx: Context, task: Stored, recipient_org: str) -> Content
             seen.add(_hub_ref(found))
             shared.append(found)
     patient = reference_of(body.get("subject"))
-    return Contents(resources=[*shared, request, task], patient=patient)
+    return Contents(resources=[*shared, request, task], patient=patient, conn=ctx.conn)
 
 
 def notice_contents(task: Stored) -> Contents:
@@ -90,13 +95,18 @@ def notice_contents(task: Stored) -> Contents:
     return Contents(resources=[task], patient=reference_of((task.content or {}).get("for")))
 
 
-def partner_view(stored: Stored, recipient_org: str) -> dict[str, Any]:
+def partner_view(stored: Stored, recipient_org: str, conn: Connection | None = None) -> dict[str, Any]:
     """The resource as this recipient may receive it.
 
-    The same view a partner's API read returns; per-service minimisation of QuestionnaireResponses
-    (the consent and minimisation issue) plugs in here so delivery and reads can never differ.
+    The same view a partner's API read returns (``service.access.minimise``, by the recipient's
+    grants), so delivery and reads can never differ. Without a connection to look the grants up,
+    an assessment goes with no items at all: fail closed.
     """
-    return dict(stored.content or {})
+    if conn is None:
+        if stored.resource_type != MINIMISED_TYPE or stored.content is None:
+            return dict(stored.content or {})
+        return dict(redact(stored.content, Allowance(), policy().label))
+    return dict(organization_view(conn, recipient_org, stored) or {})
 
 
 def transaction_bundle(
@@ -123,7 +133,7 @@ def transaction_bundle(
 
     entries = []
     for stored in contents.resources:
-        resource = partner_view(stored, recipient_org)
+        resource = partner_view(stored, recipient_org, contents.conn)
         hub_ref = _hub_ref(stored)
         resource.pop("id", None)
         meta = {

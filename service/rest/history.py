@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from service.access import policy
+from service.access.minimise import caller_views
 from service.access.visibility import is_visible, unrestricted
 from service.audit import record
 from service.errors import BadRequest, NotFound
@@ -50,7 +51,9 @@ def _bundle(
     offset: int,
 ) -> dict[str, Any]:
     entries = []
-    for stored, method in versions:
+    # Every version of an assessment in the caller's view (access.minimise), as a read would give it.
+    contents = caller_views(ctx.conn, ctx.caller, [stored for stored, _ in versions])
+    for (stored, method), content in zip(versions, contents, strict=True):
         full = f"{ctx.base_url}/{stored.resource_type}/{stored.id}"
         entry: dict[str, Any] = {
             "fullUrl": full,
@@ -66,8 +69,8 @@ def _bundle(
                 "lastModified": fhir_instant(stored.last_updated),
             },
         }
-        if stored.content is not None:
-            entry["resource"] = stored.content
+        if content is not None:
+            entry["resource"] = content
         entries.append(entry)
     base_params = [(k, v) for k, v in params if k not in ("_offset",)]
     links = [{"relation": "self", "url": f"{ctx.base_url}/{path}?{urlencode(params)}".rstrip("?")}]

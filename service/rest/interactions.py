@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.access import policy
+from service.access.minimise import caller_view
 from service.access.visibility import is_visible
 from service.audit import record
 from service.errors import BadRequest, Forbidden, Gone, MethodNotAllowed, NotFound, PreconditionFailed
@@ -57,7 +58,8 @@ def read(ctx: Context, resource_type: str, resource_id: str) -> Result:
     policy.authorize(ctx.caller, resource_type, "read")
     stored = load_visible(ctx, resource_type, resource_id)
     record.access(ctx, "read", [stored])
-    return Result(200, stored, stored.content)
+    # A partner gets its service's view of an assessment (access.minimise); ETag stays the stored one.
+    return Result(200, stored, caller_view(ctx.conn, ctx.caller, stored))
 
 
 def vread(ctx: Context, resource_type: str, resource_id: str, version: str) -> Result:
@@ -72,7 +74,7 @@ def vread(ctx: Context, resource_type: str, resource_id: str, version: str) -> R
     if stored.deleted:
         raise Gone(f"Version {version} of {resource_type}/{resource_id} is a deletion")
     record.access(ctx, "vread", [stored])
-    return Result(200, stored, stored.content)
+    return Result(200, stored, caller_view(ctx.conn, ctx.caller, stored))
 
 
 def create(ctx: Context, resource_type: str, body: Any, *, resource_id: str | None = None) -> Result:

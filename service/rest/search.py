@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import orjson
 
 from service.access import policy
+from service.access.minimise import caller_views
 from service.access.visibility import filter_visible, search_condition
 from service.audit import record
 from service.errors import BadRequest, Issue, operation_outcome
@@ -171,10 +172,11 @@ def search(
                     "url": _url(ctx, resource_type, [*self_params, ("_cursor", _encode(keys[0], "before"))]),
                 }
             )
-        for s in rows:
-            entries.append(_entry(ctx, s, "match", query))
-        for s in _includes(ctx, query, rows):
-            entries.append(_entry(ctx, s, "include", query))
+        found = [(s, "match") for s in rows] + [(s, "include") for s in _includes(ctx, query, rows)]
+        # Matches and includes alike in the caller's view (access.minimise), before any _summary/_elements.
+        contents = caller_views(ctx.conn, ctx.caller, [s for s, _ in found])
+        for (s, mode), content in zip(found, contents, strict=True):
+            entries.append(_entry(ctx, s, content, mode, query))
     if query.unknown:
         outcome = operation_outcome(
             [
@@ -196,8 +198,10 @@ def search(
     return bundle
 
 
-def _entry(ctx: Context, stored: Stored, mode: str, query: SearchQuery) -> dict[str, Any]:
-    content = stored.content or {}
+def _entry(
+    ctx: Context, stored: Stored, content: dict[str, Any] | None, mode: str, query: SearchQuery
+) -> dict[str, Any]:
+    content = content or {}
     if query.summary or query.elements:
         content = subset(content, query.summary, query.elements)
     return {

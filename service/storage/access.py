@@ -6,13 +6,25 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Connection, and_, bindparam, delete, exists, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from service.storage.tables import ResourceAccess, UtcDateTime
+from service.storage.tables import IdxReference, IdxToken, Resource, ResourceAccess, UtcDateTime
 
 A = ResourceAccess.__table__  # type: ignore[attr-defined]
+REFERRAL_PREFIX = "referral:"  # reason of a partner's grant: "referral:<ServiceRequest id>"
 
 
 def _upsert(statement: Any) -> Any:
@@ -115,3 +127,64 @@ def lapsed_grants(conn: Connection, reason_prefix: str, now: datetime) -> list[t
         .distinct()
     ).all()
     return [(r[0], r[1]) for r in rows]
+
+
+def grant_services(
+    conn: Connection, rids: list[int], organization_id: str, category_system: str
+) -> list[tuple[int, str, str | None]]:
+    """Why the organisation may see each resource: (rid, reason, service category code) rows.
+
+    One query for a page of resources: each current grant, and for a ``referral:<id>`` grant the
+    category codes (in ``category_system``) of the HealthcareService that referral's performer names,
+    through the ServiceRequest ``performer`` and HealthcareService ``service-category`` index rows.
+    The code is None when the grant is not a referral's, or the referral's performer is an
+    Organization, or its service has no category in that system.
+    """
+    if not rids:
+        return []
+    request = Resource.__table__.alias("sr")  # type: ignore[attr-defined]
+    service = Resource.__table__.alias("hs")  # type: ignore[attr-defined]
+    performer = IdxReference.__table__.alias("performer")  # type: ignore[attr-defined]
+    category = IdxToken.__table__.alias("category")  # type: ignore[attr-defined]
+    joined = (
+        A.outerjoin(
+            request,
+            and_(
+                A.c.reason.startswith(REFERRAL_PREFIX),
+                request.c.resource_type == "ServiceRequest",
+                request.c.id == func.substr(A.c.reason, len(REFERRAL_PREFIX) + 1),
+            ),
+        )
+        .outerjoin(
+            performer,
+            and_(
+                performer.c.rid == request.c.rid,
+                performer.c.resource_type == "ServiceRequest",
+                performer.c.param == "performer",
+                performer.c.target_type == "HealthcareService",
+            ),
+        )
+        .outerjoin(
+            service,
+            and_(
+                service.c.resource_type == "HealthcareService",
+                service.c.id == performer.c.target_id,
+                service.c.deleted.is_(False),
+            ),
+        )
+        .outerjoin(
+            category,
+            and_(
+                category.c.rid == service.c.rid,
+                category.c.resource_type == "HealthcareService",
+                category.c.param == "service-category",
+                category.c.system == category_system,
+            ),
+        )
+    )
+    rows = conn.execute(
+        select(A.c.rid, A.c.reason, category.c.code)
+        .select_from(joined)
+        .where(A.c.rid.in_(rids), _current(organization_id))
+    ).all()
+    return [(r[0], r[1], r[2]) for r in rows]
