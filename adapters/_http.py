@@ -16,7 +16,8 @@ import asyncio
 import email.utils
 import math
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -105,25 +106,38 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 class _PinnedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, transport: Transport, *, resolver: Resolver = resolve) -> None:
+    def __init__(
+        self, transport: Transport, *, resolver: Resolver = resolve, max_connections: int = 10
+    ) -> None:
         # trust_env=False: no proxy from the environment (a proxy would connect on our behalf, unvetted).
         super().__init__(verify=_ssl_context(), trust_env=False, retries=0)
         # httpx builds its pool without a way to pass a network backend; replace it with one that has
         # ours (same defaults as httpx: TLS verified against certifi, HTTP/1.1).
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=_ssl_context(),
-            max_connections=10,
-            max_keepalive_connections=5,
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
             keepalive_expiry=5.0,
             network_backend=_PinnedBackend(allow_private=transport.allow_private, resolver=resolver),
         )
 
 
-def pinned_transport(transport: Transport) -> httpx.AsyncBaseTransport:
-    return _PinnedTransport(transport)
+def pinned_transport(transport: Transport, *, max_connections: int = 10) -> httpx.AsyncBaseTransport:
+    return _PinnedTransport(transport, max_connections=max_connections)
 
 
-def client(transport: Transport, **kwargs: Any) -> httpx.AsyncClient:
+@asynccontextmanager
+async def session(transport: Transport) -> AsyncIterator[httpx.AsyncClient]:
+    """The client for one attempt: the worker's pooled one when it lends one (kept open: connections are
+    reused across deliveries, each new one vetted), else a client of its own, closed afterwards."""
+    if transport.http is not None:
+        yield transport.http
+        return
+    async with client(transport) as http:
+        yield http
+
+
+def client(transport: Transport, *, max_connections: int = 10, **kwargs: Any) -> httpx.AsyncClient:
     """An AsyncClient for delivery; ``kwargs`` may add options but never a transport or redirects."""
     if "transport" in kwargs or "follow_redirects" in kwargs:
         raise TypeError("the delivery client always uses the pinned transport and never follows redirects")
@@ -137,7 +151,10 @@ def client(transport: Transport, **kwargs: Any) -> httpx.AsyncClient:
         **kwargs,
     }
     return httpx.AsyncClient(
-        transport=pinned_transport(transport), follow_redirects=False, headers=headers, **options
+        transport=pinned_transport(transport, max_connections=max_connections),
+        follow_redirects=False,
+        headers=headers,
+        **options,
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+import httpx
 from pydantic import BaseModel
 
 # http://hl7.org/fhir/R4/valueset-endpoint-connection-type.html
@@ -65,6 +66,10 @@ class Transport:
     max_response_bytes: int  # a response body larger than this is cut off (and is an error)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     user_agent: str = "wraparound-delivery"
+    # A pooled client the worker lends for the whole run (built by ``adapters.client``: pinned, no
+    # redirects). Adapters take it through ``adapters.session(transport)``, which falls back to a client
+    # of their own; never store it on the adapter.
+    http: httpx.AsyncClient | None = None
 
 
 @dataclass(frozen=True)

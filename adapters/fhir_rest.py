@@ -224,7 +224,7 @@ class FhirRestAdapter:
         token = None
         try:
             # One deadline for the whole attempt, token request included (each POST also has its own).
-            async with asyncio.timeout(transport.deadline_seconds), _http.client(transport) as http:
+            async with asyncio.timeout(transport.deadline_seconds), _http.session(transport) as http:
                 if config.smart is not None:
                     token = await TOKENS.bearer(config.smart, http, transport)
                     headers["authorization"] = f"Bearer {token}"

@@ -167,7 +167,7 @@ class WebhookAdapter:
     async def deliver(self, delivery: Delivery, config: WebhookConfig, transport: Transport) -> Receipt:
         content = body(delivery, config)
         headers = httpx.Headers(signed_headers(delivery, config, content, now=datetime.now(UTC)))
-        async with _http.client(transport) as http:
+        async with _http.session(transport) as http:
             reply = await _http.post(
                 http, delivery.address, content=content, headers=headers, transport=transport
             )

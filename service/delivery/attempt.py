@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Adapter, Delivery, DeliveryError, Receipt, RetryableError
 from adapters.registry import Registry
@@ -68,9 +69,25 @@ class Outcome:
 
 
 def prepare(db: Database, row: OutboxRow, settings: Settings, registry: Registry, box: SecretBox) -> Prepared:
+    return prepare_many(db, [row], settings, registry, box)[0]
+
+
+def prepare_many(
+    db: Database, rows: list[OutboxRow], settings: Settings, registry: Registry, box: SecretBox
+) -> list[Prepared]:
+    """Prepare a claimed batch in one read transaction (Endpoints and configurations looked up once)."""
     with db.transaction(write=False) as conn:
         ctx = Context(conn=conn, caller=DELIVERY, base_url=settings.fhir_base())
-        return _prepare(ctx, row, settings, registry, box)
+        prepared = []
+        for row in rows:
+            try:
+                prepared.append(_prepare(ctx, row, settings, registry, box))
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # a row the hub cannot build must not loop for ever: count it
+                log.warning("delivery %s: could not prepare (%s)", row.id, type(exc).__name__)
+                prepared.append(Prepared("error", f"{type(exc).__name__} while preparing the delivery"))
+        return prepared
 
 
 def _prepare(
@@ -92,7 +109,7 @@ def _prepare(
             endpoint_id=endpoint.id,
         )
     try:
-        config = endpoint_config.load(ctx.conn, endpoint.id, adapter, box)
+        config = _config(ctx, endpoint.id, adapter, box)
     except (SecretUnreadable, FhirError) as exc:  # an unreadable or invalid stored configuration
         return Prepared(
             "dead", f"configuration unusable: {type(exc).__name__}", endpoint_id=endpoint.id, adapter=adapter
@@ -141,6 +158,14 @@ def _prepare(
     )
 
 
+def _config(ctx: Context, endpoint_id: str, adapter: Adapter, box: SecretBox) -> BaseModel:
+    key = f"endpoint-config:{endpoint_id}:{adapter.slug}"
+    if key not in ctx.memo:
+        ctx.memo[key] = endpoint_config.load(ctx.conn, endpoint_id, adapter, box)
+    config: BaseModel = ctx.memo[key]
+    return config
+
+
 def _received_referral(ctx: Context, row: OutboxRow) -> bool:
     """Whether the referral itself reached this recipient (so it holds copies to link a notice to)."""
     earlier = outbox_sql.listing(
@@ -178,6 +203,16 @@ def _error(exc: DeliveryError) -> str:
     return f"{type(exc).__name__}: {exc.message}"[:300]
 
 
+@dataclass(frozen=True)
+class Settled:
+    """One finished attempt, waiting to be recorded."""
+
+    row: OutboxRow
+    prepared: Prepared
+    outcome: Outcome
+    started_at: datetime
+
+
 def settle(
     db: Database,
     row: OutboxRow,
@@ -189,59 +224,69 @@ def settle(
     started_at: datetime,
 ) -> str:
     """Record the attempt and move the row on; returns the row's new state ("lost" if the claim was)."""
+    return settle_many(db, [Settled(row, prepared, outcome, started_at)], worker=worker, settings=settings)[0]
+
+
+def settle_many(db: Database, batch: list[Settled], *, worker: str, settings: Settings) -> list[str]:
+    """Record a batch of finished attempts in one write transaction (one commit for many deliveries)."""
+    with db.transaction(write=True) as conn:
+        return [_settle(conn, item, worker=worker, settings=settings) for item in batch]
+
+
+def _settle(conn: Any, item: Settled, *, worker: str, settings: Settings) -> str:
+    row, prepared, outcome = item.row, item.prepared, item.outcome
     now = datetime.now(UTC)
     attempts = row.attempts + (1 if outcome.outcome not in ("pull", "cancelled") else 0)
     adapter = prepared.adapter.slug if prepared.adapter else None
-    with db.transaction(write=True) as conn:
-        outbox_sql.record_attempt(
-            conn,
-            row,
-            attempt=row.attempts + 1,
-            started_at=started_at,
-            duration_ms=outcome.duration_ms,
-            outcome=outcome.outcome,
-            worker=worker,
-            endpoint_id=prepared.endpoint_id,
-            status_code=outcome.status_code,
-            error=outcome.error,
+    outbox_sql.record_attempt(
+        conn,
+        row,
+        attempt=row.attempts + 1,
+        started_at=item.started_at,
+        duration_ms=outcome.duration_ms,
+        outcome=outcome.outcome,
+        worker=worker,
+        endpoint_id=prepared.endpoint_id,
+        status_code=outcome.status_code,
+        error=outcome.error,
+    )
+    if outcome.outcome == "delivered":
+        # A disclosure happened whatever becomes of the claim: audit it either way.
+        _audit_disclosure(conn, row, prepared, now)
+        state = "delivered"
+    elif outcome.outcome in ("pull", "cancelled"):
+        state = outcome.outcome
+    elif outcome.outcome == "retryable" and attempts < settings.delivery_max_attempts:
+        wait = delay_seconds(
+            attempts,
+            base=settings.delivery_backoff_seconds,
+            cap=settings.delivery_backoff_max_seconds,
+            retry_after=outcome.retry_after,
         )
-        if outcome.outcome == "delivered":
-            # A disclosure happened whatever becomes of the claim: audit it either way.
-            _audit_disclosure(conn, row, prepared, now)
-            state = "delivered"
-        elif outcome.outcome in ("pull", "cancelled"):
-            state = outcome.outcome
-        elif outcome.outcome == "retryable" and attempts < settings.delivery_max_attempts:
-            wait = delay_seconds(
-                attempts,
-                base=settings.delivery_backoff_seconds,
-                cap=settings.delivery_backoff_max_seconds,
-                retry_after=outcome.retry_after,
-            )
-            kept = outbox_sql.reschedule(
-                conn,
-                row,
-                due_at=now + timedelta(seconds=wait),
-                attempts=attempts,
-                endpoint_id=prepared.endpoint_id,
-                adapter=adapter,
-                status_code=outcome.status_code,
-                error=outcome.error,
-            )
-            return "pending" if kept else "lost"
-        else:
-            state = "dead"
-        kept = outbox_sql.finish(
+        kept = outbox_sql.reschedule(
             conn,
             row,
-            state=state,
-            now=now,
+            due_at=now + timedelta(seconds=wait),
             attempts=attempts,
             endpoint_id=prepared.endpoint_id,
             adapter=adapter,
             status_code=outcome.status_code,
             error=outcome.error,
         )
+        return "pending" if kept else "lost"
+    else:
+        state = "dead"
+    kept = outbox_sql.finish(
+        conn,
+        row,
+        state=state,
+        now=now,
+        attempts=attempts,
+        endpoint_id=prepared.endpoint_id,
+        adapter=adapter,
+        status_code=outcome.status_code,
+        error=outcome.error,
+    )
     return state if kept else "lost"
 
 

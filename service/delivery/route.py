@@ -48,7 +48,13 @@ def _service_of(ctx: Context, task: Stored, recipient_org: str) -> Stored | None
 
 def endpoint_for(ctx: Context, task: Stored, recipient_org: str) -> Stored | None:
     """The recipient's active Endpoint for deliveries about ``task``; None: the recipient pulls."""
-    found = _first_active_endpoint(ctx, _service_of(ctx, task, recipient_org))
-    if found is not None:
-        return found
-    return _first_active_endpoint(ctx, ctx.store.current("Organization", recipient_org))
+    service = _service_of(ctx, task, recipient_org)
+    # A worker prepares a batch in one transaction: look each service's and organisation's route up once.
+    key = f"endpoint:{recipient_org}:{service.id if service else ''}"
+    if key not in ctx.memo:
+        found = _first_active_endpoint(ctx, service)
+        if found is None:
+            found = _first_active_endpoint(ctx, ctx.store.current("Organization", recipient_org))
+        ctx.memo[key] = found
+    endpoint: Stored | None = ctx.memo[key]
+    return endpoint

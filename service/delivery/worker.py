@@ -17,10 +17,13 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapters import _http as adapter_http
 from adapters.base import SmtpSettings, Transport
 from adapters.registry import Registry, installed
 from service.delivery import attempt
@@ -75,6 +78,11 @@ class Worker:
         self._inflight: dict[int, tuple[OutboxRow, asyncio.Task[str]]] = {}
         self._per_recipient: Counter[str] = Counter()
         self._next_sweep = 0.0
+        # While running: one pooled HTTP client lent to adapters, and the task recording results.
+        self._http: httpx.AsyncClient | None = None
+        self._lent = self.transport
+        self._results: asyncio.Queue[tuple[attempt.Settled, asyncio.Future[str]] | None] = asyncio.Queue()
+        self._recorder: asyncio.Task[None] | None = None
         self.delivered = 0  # counters for operators and benchmarks
         self.failed = 0
 
@@ -82,6 +90,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish or release what is in flight."""
         log.info("delivery worker %s started", self.name)
+        await self._open()
         outage = 0.0
         try:
             while not stop.is_set():
@@ -102,19 +111,46 @@ class Worker:
                     await self._wait(stop, self.settings.delivery_poll_seconds)
         finally:
             await self._drain()
+            await self._close()
             log.info("delivery worker %s stopped", self.name)
 
     async def run_until_idle(self, timeout: float = 30.0) -> None:
-        """Deliver everything due now and wait for it (tests, ``wraparound deliveries drain``)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            claimed = await self._claim_batch()
-            if self._inflight:
-                await asyncio.wait(
-                    [t for _, t in self._inflight.values()], return_when=asyncio.FIRST_COMPLETED
-                )
-            elif claimed == 0:
-                return
+        """Deliver everything due now and wait for it (tests, ``wraparound worker --once``)."""
+        await self._open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while loop.time() < deadline:
+                claimed = await self._claim_batch()
+                if self._inflight:
+                    await asyncio.wait(
+                        [t for _, t in self._inflight.values()], return_when=asyncio.FIRST_COMPLETED
+                    )
+                elif claimed == 0:
+                    return
+        finally:
+            await self._drain()
+            await self._close()
+
+    async def _open(self) -> None:
+        if self._http is None:
+            # Connections are reused across deliveries; each new one is still vetted and pinned.
+            self._http = adapter_http.client(
+                self.transport, max_connections=self.settings.delivery_concurrency
+            )
+            self._lent = replace(self.transport, http=self._http)
+        if self._recorder is None:
+            self._recorder = asyncio.create_task(self._record_results(), name="delivery-results")
+
+    async def _close(self) -> None:
+        if self._recorder is not None:
+            await self._results.put(None)
+            await self._recorder
+            self._recorder = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+            self._lent = self.transport
 
     async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
         waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
@@ -124,32 +160,52 @@ class Worker:
         finally:
             waiters[0].cancel()
 
+    # -- claiming --------------------------------------------------------------------------------
     async def _claim_batch(self) -> int:
-        free = self.settings.delivery_concurrency - len(self._inflight)
-        if free <= 0:
-            return 0
+        """Claim what is due, up to the free slots, never past a recipient's bulkhead; start it."""
+        started = 0
         cap = self.settings.delivery_partner_concurrency
-        saturated = [org for org, n in self._per_recipient.items() if n >= cap]
-        rows = await asyncio.to_thread(self._claim, free, saturated)
-        for row in rows:
-            if self._per_recipient[row.organization_id] >= cap:
-                # Claimed past the bulkhead in this batch: hand it straight back.
-                await asyncio.to_thread(self._release, [row])
-                continue
-            self._per_recipient[row.organization_id] += 1
-            task = asyncio.create_task(self._deliver(row), name=f"delivery-{row.id}")
-            self._inflight[row.id] = (row, task)
-            task.add_done_callback(self._finished(row))
-        return len(rows)
+        while (free := self.settings.delivery_concurrency - len(self._inflight)) > 0:
+            saturated = [org for org, n in self._per_recipient.items() if n >= cap]
+            rows = await asyncio.to_thread(self._claim, free, saturated)
+            keep, back = [], []
+            for row in rows:
+                if self._per_recipient[row.organization_id] >= cap:
+                    back.append(row)
+                else:
+                    self._per_recipient[row.organization_id] += 1
+                    keep.append(row)
+            if back:  # claimed past a bulkhead in this batch: hand them straight back
+                await asyncio.to_thread(self._release, back)
+            if keep:
+                try:
+                    prepared = await asyncio.to_thread(
+                        attempt.prepare_many, self.db, keep, self.settings, self.registry, self.box
+                    )
+                except SQLAlchemyError:
+                    for row in keep:  # their leases expire and they are claimed again
+                        self._forget(row)
+                    raise
+                for row, ready in zip(keep, prepared, strict=True):
+                    task = asyncio.create_task(self._deliver(row, ready), name=f"delivery-{row.id}")
+                    self._inflight[row.id] = (row, task)
+                    task.add_done_callback(self._finished(row))
+                started += len(keep)
+            if not back:
+                break  # nothing was held back, so nothing else is claimable for a free slot now
+        return started
 
     def _finished(self, row: OutboxRow) -> Callable[[asyncio.Task[str]], None]:
         def done(_task: asyncio.Task[str]) -> None:
             self._inflight.pop(row.id, None)
-            self._per_recipient[row.organization_id] -= 1
-            if self._per_recipient[row.organization_id] <= 0:
-                del self._per_recipient[row.organization_id]
+            self._forget(row)
 
         return done
+
+    def _forget(self, row: OutboxRow) -> None:
+        self._per_recipient[row.organization_id] -= 1
+        if self._per_recipient[row.organization_id] <= 0:
+            del self._per_recipient[row.organization_id]
 
     def _claim(self, limit: int, saturated: list[str]) -> list[OutboxRow]:
         now = datetime.now(UTC)
@@ -167,45 +223,63 @@ class Worker:
         with self.db.transaction(write=True) as conn:
             return outbox_sql.release(conn, rows)
 
-    async def _deliver(self, row: OutboxRow) -> str:
+    # -- one delivery ----------------------------------------------------------------------------
+    async def _deliver(self, row: OutboxRow, prepared: attempt.Prepared) -> str:
         started_at = datetime.now(UTC)
-        try:
-            try:
-                prepared = await asyncio.to_thread(
-                    attempt.prepare, self.db, row, self.settings, self.registry, self.box
-                )
-            except SQLAlchemyError:
-                raise
-            except Exception as exc:  # a row the hub cannot build must not loop for ever: count it
-                log.warning("delivery %s: could not prepare (%s)", row.id, type(exc).__name__)
-                prepared = attempt.Prepared("error", f"{type(exc).__name__} while preparing the delivery")
-            if prepared.state == "error":
-                outcome = attempt.Outcome("retryable", error=prepared.reason)
-            elif prepared.state == "send":
-                outcome = await attempt.send(prepared, self.settings, self.transport)
-            elif prepared.state == "dead":
-                outcome = attempt.Outcome("misconfigured", error=prepared.reason)
-            else:
-                outcome = attempt.Outcome(prepared.state, error=prepared.reason)
-            state = await asyncio.to_thread(
-                attempt.settle,
-                self.db,
-                row,
-                prepared,
-                outcome,
-                worker=self.name,
-                settings=self.settings,
-                started_at=started_at,
-            )
-        except SQLAlchemyError as exc:
-            # The lease runs out and another claim (ours or another worker's) tries again.
-            log.warning("delivery %s: database error %s; the claim will expire", row.id, type(exc).__name__)
-            return "lost"
+        if prepared.state == "error":
+            outcome = attempt.Outcome("retryable", error=prepared.reason)
+        elif prepared.state == "send":
+            outcome = await attempt.send(prepared, self.settings, self._lent)
+        elif prepared.state == "dead":
+            outcome = attempt.Outcome("misconfigured", error=prepared.reason)
+        else:
+            outcome = attempt.Outcome(prepared.state, error=prepared.reason)
+        recorded: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        await self._results.put((attempt.Settled(row, prepared, outcome, started_at), recorded))
+        state = await recorded
         if state == "delivered":
             self.delivered += 1
         elif state in ("dead", "pending"):
             self.failed += 1
         return state
+
+    async def _record_results(self) -> None:
+        """Write finished attempts in batches: whatever finished while the last batch was being written
+        goes in one transaction (group commit), so a busy worker commits far less than once per delivery."""
+        while True:
+            first = await self._results.get()
+            if first is None:
+                return
+            batch = [first]
+            closing = False
+            while len(batch) < 256:
+                try:
+                    item = self._results.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is None:
+                    closing = True
+                    break
+                batch.append(item)
+            try:
+                states = await asyncio.to_thread(
+                    attempt.settle_many,
+                    self.db,
+                    [settled for settled, _ in batch],
+                    worker=self.name,
+                    settings=self.settings,
+                )
+            except SQLAlchemyError as exc:
+                # Not recorded: the claims expire and the rows are delivered again (at least once).
+                log.warning(
+                    "delivery worker: could not record %d result(s) (%s)", len(batch), type(exc).__name__
+                )
+                states = ["lost"] * len(batch)
+            for (_, recorded), state in zip(batch, states, strict=True):
+                if not recorded.done():
+                    recorded.set_result(state)
+            if closing:
+                return
 
     async def _drain(self) -> None:
         """Graceful shutdown: let in-flight deliveries finish (up to the deadline), release the rest."""

@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters import client, post, receipt_or_raise
+from adapters import post, receipt_or_raise, session
 from adapters.base import ConnectionType, Delivery, Receipt, Transport
 
 CONNECTION_TYPE = ConnectionType(
@@ -49,7 +49,7 @@ class ChatNoticeAdapter:
         line = f"{config.prefix} {_TEXT.get(delivery.event, 'A referral has changed.')}".strip()
         link = f"[Open it]({delivery.collect_url})" if config.format == "markdown" else delivery.collect_url
         content = json.dumps({"text": f"{line} {link}", "id": delivery.message_id}).encode()
-        async with client(transport) as http:
+        async with session(transport) as http:
             reply = await post(
                 http,
                 delivery.address,
