@@ -51,6 +51,13 @@ def period_end(period: object) -> datetime | None:
     return bounds[1].astimezone(UTC) if bounds else None
 
 
+def certainly_after(later: object, earlier: object) -> bool:
+    """Whether dateTime ``later`` is after ``earlier`` at both their precisions (a date-only value covers
+    its whole day, so "2025-01-15" is not after "2025-01-15T09:00:00Z"); False when either is unreadable."""
+    a, b = _bounds(later), _bounds(earlier)
+    return a is not None and b is not None and a[0] >= b[1]
+
+
 def period_problem(period: object) -> str | None:
     if not isinstance(period, dict):
         return "must be a Period"

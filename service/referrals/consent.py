@@ -1,190 +1,203 @@
-"""Consent for a referral: does the patient's Consent let the hub disclose this referral to this partner?
+"""Consent for a referral: may the hub disclose this referral to this partner? (CONTRACT.md "What counts
+as consent"; every rule, with its source, is in docs/adr/0009-consent-evaluation.md).
 
-Implements R4 Consent provisions (http://hl7.org/fhir/R4/consent.html#provision): a root provision with a
-`type` (permit | deny), optionally narrowed by period, actor, purpose, action and data, and nested
-provisions that are exceptions to their parent. The most specific matching provision decides.
+A referral carries special-category data (UK GDPR Art. 9), so the hub fails closed both ways:
 
-Choices made here (a referral carries HIV-related data, so the hub fails closed):
-
-- Only `status == "active"` Consents count; the patient must match and the root period must cover `now`.
-- A provision applies when *all* its conditions hold. Conditions the hub cannot establish make it apply
-  "maybe": a purpose or action restriction when the caller gave no purpose/action, and any data
-  restriction (`securityLabel`, `class`, `code`, `dataPeriod`, `data`), because the hub sends the whole
-  referral and cannot redact part of it. A *maybe* deny denies; a *maybe* permit does not permit.
-- An actor names the partner when `actor.reference.reference` is the partner (or one of its services)
-  and its `role`, if given, is a recipient role: v3 ParticipationType IRCP (information recipient), PRCP
-  (primary information recipient) or REFT (referred to: the party a patient is referred to). Other roles
-  (e.g. CST custodian, AUT author) are not a disclosure to that party. A provision with no actors applies
-  to everyone; one whose actors all fail to match does not apply.
-- Sibling provisions that both match: deny wins. Across Consents: any applicable deny wins.
-- A root provision without `type` (4 of the 5 R4 Consent examples) is accepted with a warning; its type is
-  inferred from `policyRule` (v3 ActCode OPTIN -> permit, OPTOUT -> deny, the only two codes that say
-  so plainly); with any other policyRule the Consent decides nothing. A missing provision is read as an
-  empty root provision the same way (an OPTOUT Consent with no provision denies everyone).
-- Opt-in services need a permit that *names* the partner (in the deciding provision or an ancestor);
-  a blanket permit with no actors is not enough. Opt-out services are allowed unless something denies.
-- Period bounds use their precision (R4 Period: "the end value includes any matching date/time"), so a
-  date-only end covers that whole day. Dates, and times without a zone, are read in Europe/London, the
-  hub's jurisdiction (UTC if the host has no time-zone data); a naive `now` is taken as UTC.
+- **Unlock (opt-in).** A Consent permits a disclosure only when it is a *disclosure consent*: ``active``,
+  about the Patient, scope ``patient-privacy`` (http://terminology.hl7.org/CodeSystem/consentscope; a
+  ``treatment``, ``research`` or ``adr`` Consent never unlocks), with a ``dateTime`` (when it was given), a
+  stated root ``provision.type``, a root period covering now, and a permit that names the partner (or one
+  of its HealthcareServices) as an actor in a recipient role: v3 ParticipationType IRCP, PRCP or REFT.
+  The permit may be the root or a nested exception to it (R4 consent.html#provision: nested provisions are
+  exceptions to their parent; the most specific one that applies decides). A permit without evidence
+  (``sourceAttachment`` / ``sourceReference``) still unlocks, with a warning (ADR 0009).
+- **Block.** An active Consent about the Patient blocks the partner when its provisions deny it: a deny
+  that names the partner (or its service) *in any role*, or names no actor at all, and whose period covers
+  now. A deny naming the partner explicitly blocks wherever it sits in the provision tree (unless a
+  permit nested inside it makes an exception for the partner); scope does not matter. Deny wins over
+  permit, across Consents and among sibling provisions.
+- **Purpose.** A referral is a disclosure for care (``purpose``): a permit limited by purpose needs a care
+  purpose; a deny limited *only* to non-care purposes (research, marketing, payment) does not block.
+- **Unknown conditions.** An action restriction (the hub is given no action) or any data restriction
+  (``securityLabel``, ``class``, ``code``, ``dataPeriod``, ``data``: the hub sends the whole referral) or an
+  unreadable period makes a provision apply "maybe": a maybe-deny denies, a maybe-permit does not permit.
+- **Decline.** When the patient's latest completed assessment records a peer-support decline, a referral
+  to a peer-support service needs a disclosure consent given *after* it (``decline``, see ``decline.py``).
+- A root provision without ``type`` is inferred from ``policyRule`` (v3 ActCode OPTOUT -> deny, OPTIN ->
+  permit) so that its exceptions are read; an inferred permit never unlocks, an inferred deny blocks.
+- Period bounds use their precision (R4 Period: "the end value includes any matching date/time"); dates
+  and times without a zone are Europe/London (``_period``); a naive ``now`` is UTC.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from service.errors import Issue
-from service.referrals._period import period_covers, period_problem
+from service.referrals._period import certainly_after, period_covers
+from service.referrals._provisions import (
+    DENY,
+    PERMIT_ANYONE,
+    PERMIT_NAMED,
+    V3_ACT_CODE,
+    Request,
+    codings,
+    explicit_deny,
+    other_roles,
+    provision_outcomes,
+)
+from service.referrals._provisions import (
+    RECIPIENT_ROLE_CODES as RECIPIENT_ROLE_CODES,
+)
+from service.referrals._provisions import (
+    actor_names as actor_names,
+)
+from service.referrals._provisions import (
+    normalise_reference as normalise_reference,
+)
 
 Verdict = Literal["permit", "deny"]
 
-V3_PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-_V3_PARTICIPATION_SYSTEMS = frozenset({V3_PARTICIPATION_TYPE, "http://hl7.org/fhir/v3/ParticipationType"})
-_V3_ACT_CODE = frozenset(
-    {"http://terminology.hl7.org/CodeSystem/v3-ActCode", "http://hl7.org/fhir/v3/ActCode"}
-)
-RECIPIENT_ROLE_CODES = frozenset({"IRCP", "PRCP", "REFT"})
-CONSENT_STATUSES = frozenset({"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"})
-_DATA_RESTRICTIONS = ("securityLabel", "class", "code", "dataPeriod", "data")
-
-# Outcomes of evaluating one provision subtree. Blanket permits (no actor named the partner on the path)
-# are kept apart so that opt-in can insist on a named permit.
-_DENY = "deny"
-_PERMIT_NAMED = "permit-named"
-_PERMIT_ANYONE = "permit-anyone"
-_Outcome = str | None  # one of the three above, or None: the subtree does not apply
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+# How far a Consent got towards unlocking, for naming the best candidate when none does.
+_STATUS, _PATIENT, _SCOPE, _DATED, _TYPED, _PERIOD, _PROVISION, _AFTER_DECLINE = range(8)
 
 
 @dataclass(frozen=True)
 class ConsentDecision:
     allowed: bool
-    # Short reason, safe for logs and partners: never clinical detail.
+    # Short reason, safe for logs and partners: Consent ids and rules, never clinical detail.
     rule: str
     consent_id: str | None
+    # True when the permission rests on ``consent_id`` (opt-in, or a lifted decline): access lapses with it.
+    rests_on_consent: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class _Request:
-    partners: frozenset[str]
-    now: datetime
-    purpose: Mapping[str, Any] | None
-    action: Mapping[str, Any] | None
+class Decline:
+    """A recorded decline of peer support: the assessment that records it, and when it was authored."""
+
+    response_id: str
+    authored: str
 
 
 def evaluate_referral_consent(
-    consents: list[dict[str, Any]],
+    consents: Sequence[dict[str, Any]],
     *,
     patient_ref: str,
     partner_org_ref: str,
     model: Literal["opt-in", "opt-out"],
     now: datetime,
-    purpose: Mapping[str, Any] | None = None,
     action: Mapping[str, Any] | None = None,
     partner_service_refs: Collection[str] = (),
+    decline: Decline | None = None,
 ) -> ConsentDecision:
     """Decide whether a referral for ``patient_ref`` may go to ``partner_org_ref`` under ``model``.
 
-    ``purpose`` is a Coding; ``action`` a Coding or CodeableConcept. ``partner_service_refs`` lists the
-    partner's HealthcareServices, which a Consent actor may name instead of the Organization.
+    ``partner_service_refs``: the HealthcareServices a Consent actor may name instead of the Organization.
+    ``decline``: a peer-support decline that applies to this referral (the caller decides that it does).
     """
-    request = _request(partner_org_ref, partner_service_refs, now, purpose, action)
-    named_permits: list[dict[str, Any]] = []
-    permits: list[dict[str, Any]] = []
+    request = _request(patient_ref, partner_org_ref, partner_service_refs, now, action)
     for consent in consents:
-        outcomes = _consent_outcomes(consent, patient_ref, request)
-        if _DENY in outcomes:
-            return ConsentDecision(False, "an active Consent denies disclosure to this partner", _id(consent))
-        if outcomes == {_PERMIT_NAMED}:
-            named_permits.append(consent)
-        if outcomes <= {_PERMIT_NAMED, _PERMIT_ANYONE}:
-            permits.append(consent)
-    if model == "opt-in":
-        if named_permits:
+        if _in_force(consent, request) and _blocks(consent, request):
+            return ConsentDecision(False, _deny_rule(consent, request), _id(consent))
+    unlocking: list[dict[str, Any]] = []
+    best: tuple[int, dict[str, Any] | None, str] = (-1, None, "")
+    for consent in consents:
+        problem = _unlock_problem(consent, request)
+        if (
+            problem is None
+            and decline is not None
+            and not certainly_after(consent.get("dateTime"), decline.authored)
+        ):
+            problem = (_AFTER_DECLINE, f"{_name(consent)} was given before that decline")
+        if problem is None:
+            unlocking.append(consent)
+        elif problem[0] > best[0]:
+            best = (problem[0], consent, problem[1])
+    if unlocking:
+        chosen = unlocking[0]
+        if model == "opt-in" or decline is not None:
             return ConsentDecision(
-                True, "opt-in service: an active permit Consent names the partner", _id(named_permits[0])
+                True,
+                f"{model} service: {_name(chosen)} permits disclosure to the partner",
+                _id(chosen),
+                rests_on_consent=True,
+                warnings=tuple(w for w in [evidence_warning(chosen)] if w),
             )
+        return ConsentDecision(True, "opt-out service: no active Consent denies this partner", _id(chosen))
+    if decline is not None:
+        detail = f" ({best[2]})" if best[1] is not None else ""
         return ConsentDecision(
-            False, "opt-in service requires an active permit Consent naming the partner", None
+            False,
+            f"the patient declined peer support in QuestionnaireResponse/{decline.response_id}: a "
+            f"peer-support referral needs a newer active permit Consent naming the partner{detail}",
+            _id(best[1]) if best[1] is not None else None,
         )
-    return ConsentDecision(
-        True, "opt-out service: no active Consent denies this partner", _id(permits[0]) if permits else None
-    )
+    if model == "opt-out":
+        return ConsentDecision(True, "opt-out service: no active Consent denies this partner", None)
+    if best[1] is None:
+        return ConsentDecision(
+            False, "opt-in service requires an active permit Consent naming the partner; there is none", None
+        )
+    return ConsentDecision(False, best[2], _id(best[1]))
 
 
-def consent_permits(
+def consent_verdict(
     consent: dict[str, Any],
     *,
     patient_ref: str,
     partner_org_ref: str,
     now: datetime,
-    purpose: Mapping[str, Any] | None = None,
     action: Mapping[str, Any] | None = None,
     partner_service_refs: Collection[str] = (),
 ) -> Verdict | None:
-    """What one Consent says about this disclosure: "permit", "deny", or None when it does not apply.
-
-    "deny" also when it *might* deny (see the module notes); "permit" only when it certainly permits,
-    whether or not it names the partner.
-    """
-    request = _request(partner_org_ref, partner_service_refs, now, purpose, action)
-    outcomes = _consent_outcomes(consent, patient_ref, request)
-    if _DENY in outcomes:
+    """What one Consent says about this disclosure on its own: "deny" (it blocks), "permit" (it would
+    unlock an opt-in disclosure), or None (neither)."""
+    request = _request(patient_ref, partner_org_ref, partner_service_refs, now, action)
+    if _in_force(consent, request) and _blocks(consent, request):
         return "deny"
-    if outcomes <= {_PERMIT_NAMED, _PERMIT_ANYONE}:
-        return "permit"
-    return None
+    return "permit" if _unlock_problem(consent, request) is None else None
 
 
-def consent_issues(consent: dict[str, Any]) -> list[Issue]:
-    """Structural problems with a Consent submitted to the hub (beyond what the R4 model checks).
+def unlock_problem(
+    consent: dict[str, Any],
+    *,
+    patient_ref: str,
+    partner_org_ref: str,
+    now: datetime,
+    partner_service_refs: Collection[str] = (),
+) -> str | None:
+    """Why this Consent does not unlock a disclosure to the partner (the first rule it breaks), or None."""
+    request = _request(patient_ref, partner_org_ref, partner_service_refs, now, None)
+    problem = _unlock_problem(consent, request)
+    return problem[1] if problem else None
 
-    Hub rules stricter than R4: `patient` is required (R4's ppc-2..5 invariants compare the scope system
-    with the placeholder 'something', so they never fire); every actor needs a literal reference; nested
-    provisions need `type`. A root provision without `type` is only a warning: R4's own examples omit it
-    (all but consent-example-notOrg), and evaluation infers it from `policyRule` (see the module notes).
-    """
-    issues: list[Issue] = []
-    status = consent.get("status")
-    if not status:
-        issues.append(_issue("required", "Consent.status is required", "Consent.status"))
-    elif status not in CONSENT_STATUSES:
-        issues.append(
-            _issue("code-invalid", f"Consent.status {status!r} is not an R4 code", "Consent.status")
-        )
-    if not _non_empty_dict(consent.get("scope")):
-        issues.append(_issue("required", "Consent.scope is required", "Consent.scope"))
-    categories = consent.get("category")
-    if not isinstance(categories, list) or not any(_non_empty_dict(c) for c in categories):
-        issues.append(_issue("required", "Consent.category needs at least one entry", "Consent.category"))
-    issues.extend(_patient_issues(consent.get("patient")))
-    if not consent.get("policy") and not consent.get("policyRule"):
-        issues.append(_issue("invariant", "ppc-1: a Consent needs a policy or a policyRule", "Consent"))
-    root = consent.get("provision")
-    if not isinstance(root, dict) or root.get("type") is None:
-        inferred = inferred_root_type(consent)
-        issues.append(
-            Issue(
-                code="required",
-                severity="warning",
-                diagnostics=(
-                    "Consent.provision.type is missing: the hub reads it as "
-                    + (f"{inferred!r} from policyRule" if inferred else "not applicable to referrals")
-                ),
-                expression=("Consent.provision.type",),
-            )
-        )
-    if isinstance(root, dict):
-        issues.extend(_provision_issues(root, "Consent.provision", root=True))
-    return issues
+
+def evidence_warning(consent: Mapping[str, Any]) -> str | None:
+    """UK GDPR Art. 7(1): the controller must be able to demonstrate consent. No source[x]: a warning."""
+    if consent.get("sourceAttachment") or consent.get("sourceReference"):
+        return None
+    return (
+        f"{_name(consent)} records no evidence of the consent (sourceAttachment or sourceReference): the "
+        "referring clinic must be able to show how and when it was given (UK GDPR Art. 7(1))"
+    )
+
+
+def is_disclosure_scope(consent: Mapping[str, Any]) -> bool:
+    scope = consent.get("scope")
+    found = codings(scope) if isinstance(scope, dict) else iter(())
+    return any(c.get("system") == CONSENT_SCOPE and c.get("code") == "patient-privacy" for c in found)
 
 
 def inferred_root_type(consent: Mapping[str, Any]) -> Verdict | None:
     """permit for a v3 ActCode OPTIN policyRule, deny for OPTOUT, else None (nothing inferred)."""
     rule = consent.get("policyRule")
-    codings = _codings(rule) if isinstance(rule, dict) else iter(())
-    codes = {c.get("code") for c in codings if c.get("system") in _V3_ACT_CODE}
+    found = codings(rule) if isinstance(rule, dict) else iter(())
+    codes = {c.get("code") for c in found if c.get("system") in V3_ACT_CODE}
     if codes == {"OPTIN"}:
         return "permit"
     if codes == {"OPTOUT"}:
@@ -192,187 +205,103 @@ def inferred_root_type(consent: Mapping[str, Any]) -> Verdict | None:
     return None
 
 
-def normalise_reference(reference: str) -> str:
-    """'https://hub/fhir/Patient/1/_history/2' and 'Patient/1' both become 'Patient/1'."""
-    ref = reference.strip().split("/_history/", 1)[0].rstrip("/")
-    if ref.startswith(("urn:", "#")):
-        return ref
-    parts = ref.split("/")
-    return "/".join(parts[-2:]) if len(parts) >= 2 else ref
-
-
 def _request(
+    patient_ref: str,
     partner_org_ref: str,
     partner_service_refs: Collection[str],
     now: datetime,
-    purpose: Mapping[str, Any] | None,
     action: Mapping[str, Any] | None,
-) -> _Request:
+) -> Request:
     partners = frozenset(normalise_reference(r) for r in (partner_org_ref, *partner_service_refs))
-    return _Request(partners, now if now.tzinfo else now.replace(tzinfo=UTC), purpose, action)
+    label = normalise_reference(partner_org_ref) + (
+        " (or its HealthcareService)" if partner_service_refs else ""
+    )
+    moment = now if now.tzinfo else now.replace(tzinfo=UTC)
+    return Request(normalise_reference(patient_ref), partners, label, moment, action)
 
 
-def _consent_outcomes(consent: dict[str, Any], patient_ref: str, request: _Request) -> set[_Outcome]:
-    """Every outcome the Consent could give (several when a condition is unknown); {None}: not applicable."""
-    if consent.get("status") != "active":
-        return {None}
+def _in_force(consent: Mapping[str, Any], request: Request) -> bool:
+    """Active and about this Patient: only such Consents say anything (R4 Consent.status, Consent.patient)."""
+    return consent.get("status") == "active" and _patient_matches(consent, request)
+
+
+def _patient_matches(consent: Mapping[str, Any], request: Request) -> bool:
     patient = consent.get("patient")
     reference = patient.get("reference") if isinstance(patient, dict) else None
-    if not isinstance(reference, str) or normalise_reference(reference) != normalise_reference(patient_ref):
-        return {None}
+    return isinstance(reference, str) and normalise_reference(reference) == request.patient
+
+
+def _root(consent: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The root provision with its type stated or inferred from policyRule; None when neither."""
     root = consent.get("provision")
-    if not isinstance(root, dict):
-        root = {}
+    root = root if isinstance(root, dict) else {}
     if root.get("type") is None:
         inferred = inferred_root_type(consent)
-        if inferred is None:
-            return {None}
-        root = {**root, "type": inferred}
-    return _provision_outcomes(root, request, named_above=False)
+        return None if inferred is None else {**root, "type": inferred}
+    return root
 
 
-def _provision_outcomes(provision: dict[str, Any], request: _Request, *, named_above: bool) -> set[_Outcome]:
-    applies, names_partner = _applies(provision, request)
-    if applies is False:
-        return {None}
-    named = named_above or names_partner
-    inner = _children_outcomes(provision, request, named=named)
-    own = provision.get("type")
-    own_outcome: _Outcome = None
-    if own == "deny":
-        own_outcome = _DENY
-    elif own == "permit":
-        own_outcome = _PERMIT_NAMED if named else _PERMIT_ANYONE
-    # An applicable nested provision overrides its parent; otherwise the parent's own type stands.
-    outcomes = {own_outcome if o is None else o for o in inner}
-    if applies is None:  # maybe applies: it may equally not apply at all
-        outcomes.add(None)
-    return outcomes
-
-
-def _children_outcomes(provision: dict[str, Any], request: _Request, *, named: bool) -> set[_Outcome]:
-    children = [c for c in provision.get("provision") or [] if isinstance(c, dict)]
-    combined: set[_Outcome] = {None}
-    for child in children:
-        child_outcomes = _provision_outcomes(child, request, named_above=named)
-        combined = {_stronger(a, b) for a in combined for b in child_outcomes}
-    return combined
-
-
-def _stronger(a: _Outcome, b: _Outcome) -> _Outcome:
-    order = {None: 0, _PERMIT_ANYONE: 1, _PERMIT_NAMED: 2, _DENY: 3}
-    return a if order[a] >= order[b] else b
-
-
-def _applies(provision: dict[str, Any], request: _Request) -> tuple[bool | None, bool]:
-    """(True/False/None for applies/does not/maybe, whether an actor named the partner)."""
-    verdicts: list[bool | None] = []
-    period = provision.get("period")
-    if isinstance(period, dict):
-        verdicts.append(period_covers(period, request.now))
-    actors = [a for a in provision.get("actor") or [] if isinstance(a, dict)]
-    names_partner = any(_actor_names(actor, request.partners) for actor in actors)
-    if actors:
-        verdicts.append(names_partner)
-    purposes = [p for p in provision.get("purpose") or [] if isinstance(p, dict)]
-    if purposes:
-        verdicts.append(None if request.purpose is None else _any_coding_matches(purposes, request.purpose))
-    actions = [c for a in provision.get("action") or [] if isinstance(a, dict) for c in _codings(a)]
-    if actions:
-        verdicts.append(None if request.action is None else _any_coding_matches(actions, request.action))
-    if any(provision.get(element) for element in _DATA_RESTRICTIONS):
-        verdicts.append(None)
-    if False in verdicts:
-        return False, names_partner
-    return (None if None in verdicts else True), names_partner
-
-
-def _actor_names(actor: dict[str, Any], partners: frozenset[str]) -> bool:
-    reference = actor.get("reference")
-    literal = reference.get("reference") if isinstance(reference, dict) else None
-    if not isinstance(literal, str) or normalise_reference(literal) not in partners:
+def _blocks(consent: Mapping[str, Any], request: Request) -> bool:
+    root = _root(consent)
+    if root is None:
         return False
-    role = actor.get("role")
-    if not isinstance(role, dict) or not role.get("coding"):
-        return True  # R4 makes role 1..1, but a missing role does not narrow who the actor is
-    return any(
-        c.get("system") in _V3_PARTICIPATION_SYSTEMS and c.get("code") in RECIPIENT_ROLE_CODES
-        for c in _codings(role)
-    )
+    return DENY in provision_outcomes(root, request, named_above=False) or explicit_deny(root, request)
 
 
-def _codings(concept: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """The codings of a CodeableConcept, or the value itself when it is a bare Coding."""
-    if "coding" in concept:
-        yield from (c for c in concept.get("coding") or [] if isinstance(c, dict))
+def _unlock_problem(consent: Mapping[str, Any], request: Request) -> tuple[int, str] | None:
+    name = _name(consent)
+    status = consent.get("status")
+    if status != "active":
+        return _STATUS, f"{name} has status {status!r}: only an active Consent can permit a disclosure"
+    if not _patient_matches(consent, request):
+        return _PATIENT, f"{name} is about another patient"
+    if not is_disclosure_scope(consent):
+        scope = _scope_code(consent)
+        return _SCOPE, f"{name} has scope {scope}: only a patient-privacy Consent can permit a disclosure"
+    if not consent.get("dateTime"):
+        return _DATED, f"{name} has no dateTime: a disclosure consent must record when it was given"
+    root = consent.get("provision")
+    if not isinstance(root, dict) or root.get("type") is None:
+        return _TYPED, f"{name} has no provision.type: only a stated permit can permit a disclosure"
+    period = root.get("period")
+    if isinstance(period, dict) and period_covers(period, request.now) is not True:
+        return _PERIOD, f"{name} is not in force now: its provision.period does not cover this moment"
+    outcomes = provision_outcomes(root, request, named_above=False)
+    if outcomes == {PERMIT_NAMED}:
+        return None
+    if PERMIT_NAMED in outcomes:
+        reason = "permits only part of the record, or only for an action the hub cannot establish"
+    elif roles := other_roles(root, request):
+        reason = (
+            f"names {request.label} as {', '.join(sorted(roles))}, not in a recipient role "
+            "(v3 ParticipationType IRCP, PRCP or REFT)"
+        )
+    elif PERMIT_ANYONE in outcomes:
+        reason = f"permits without naming {request.label}: an opt-in service needs the partner named"
     else:
-        yield concept
+        reason = f"does not permit disclosure to {request.label}"
+    return _PROVISION, f"{name} {reason}"
 
 
-def _any_coding_matches(restriction: Sequence[Mapping[str, Any]], wanted: Mapping[str, Any]) -> bool:
-    wanted_codes = {(c.get("system"), c.get("code")) for c in _codings(wanted) if c.get("code")}
-    return any((c.get("system"), c.get("code")) in wanted_codes for c in restriction)
+def _deny_rule(consent: Mapping[str, Any], request: Request) -> str:
+    rule = f"{_name(consent)} denies disclosure to {request.label}"
+    if not is_disclosure_scope(consent):
+        # A deny counts whatever its scope; only provision.purpose narrows it (ADR 0009).
+        rule += f" (scope {_scope_code(consent)}: a deny limited to research says so in provision.purpose)"
+    return rule
 
 
-def _id(consent: dict[str, Any]) -> str | None:
-    value = consent.get("id")
+def _scope_code(consent: Mapping[str, Any]) -> str:
+    scope = consent.get("scope")
+    codes = [str(c.get("code")) for c in codings(scope) if c.get("code")] if isinstance(scope, dict) else []
+    return codes[0] if codes else "(uncoded)"
+
+
+def _id(consent: Mapping[str, Any] | None) -> str | None:
+    value = consent.get("id") if consent is not None else None
     return value if isinstance(value, str) else None
 
 
-def _non_empty_dict(value: object) -> bool:
-    return isinstance(value, dict) and bool(value)
-
-
-def _issue(code: str, message: str, expression: str) -> Issue:
-    return Issue(code=code, diagnostics=message, expression=(expression,))
-
-
-def _patient_issues(patient: object) -> list[Issue]:
-    reference = patient.get("reference") if isinstance(patient, dict) else None
-    if not isinstance(reference, str) or not reference.strip():
-        return [
-            _issue(
-                "required",
-                "Consent.patient must reference the Patient the consent is about",
-                "Consent.patient",
-            )
-        ]
-    if not reference.startswith(("urn:uuid:", "#")) and not normalise_reference(reference).startswith(
-        "Patient/"
-    ):
-        return [_issue("value", "Consent.patient must reference a Patient", "Consent.patient.reference")]
-    return []
-
-
-def _provision_issues(provision: dict[str, Any], path: str, *, root: bool = False) -> list[Issue]:
-    issues: list[Issue] = []
-    kind = provision.get("type")
-    if kind is None and root:
-        pass  # a warning from consent_issues: the root type is inferred from policyRule
-    elif kind is None:
-        issues.append(_issue("required", f"{path}.type (permit or deny) is required", f"{path}.type"))
-    elif kind not in ("permit", "deny"):
-        issues.append(_issue("code-invalid", f"{path}.type must be permit or deny", f"{path}.type"))
-    period = provision.get("period")
-    if period is not None:
-        problem = period_problem(period)
-        if problem:
-            issues.append(_issue("value", f"{path}.period: {problem}", f"{path}.period"))
-    for index, actor in enumerate(provision.get("actor") or []):
-        where = f"{path}.actor[{index}]"
-        if not isinstance(actor, dict) or not _non_empty_dict(actor.get("role")):
-            issues.append(_issue("required", f"{where}.role is required", f"{where}.role"))
-        reference = actor.get("reference") if isinstance(actor, dict) else None
-        if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
-            issues.append(
-                _issue(
-                    "required",
-                    f"{where}.reference needs a literal reference (e.g. "
-                    "'Organization/id') so the hub can match it",
-                    f"{where}.reference",
-                )
-            )
-    for index, child in enumerate(provision.get("provision") or []):
-        if isinstance(child, dict):
-            issues.extend(_provision_issues(child, f"{path}.provision[{index}]"))
-    return issues
+def _name(consent: Mapping[str, Any]) -> str:
+    cid = _id(consent)
+    return f"Consent/{cid}" if cid else "the Consent"

@@ -44,7 +44,7 @@ def referral_rule(ctx: Context, new: dict[str, Any], old: Stored | None) -> list
         return []
     if old is None:
         return _create_issues(ctx, new)
-    return _update_issues(new, old.content or {})
+    return _update_issues(ctx, new, old.content or {})
 
 
 def _create_issues(ctx: Context, request: dict[str, Any]) -> list[Issue]:
@@ -76,7 +76,7 @@ def _create_issues(ctx: Context, request: dict[str, Any]) -> list[Issue]:
 _DECIDED = "referral:route-and-consent"
 
 
-def _update_issues(new: dict[str, Any], old: dict[str, Any]) -> list[Issue]:
+def _update_issues(ctx: Context, new: dict[str, Any], old: dict[str, Any]) -> list[Issue]:
     issues = [
         _issue(
             f"ServiceRequest.{name}",
@@ -94,6 +94,15 @@ def _update_issues(new: dict[str, Any], old: dict[str, Any]) -> list[Issue]:
                 f"not from {before!r} to {after!r}",
             )
         )
+    if not issues and before == after == "active":
+        # An active referral that is written again must still be one consent allows (the same check as
+        # at submission): a lapsed or withdrawn consent cannot be carried along by an edit.
+        route = resolve_route(ctx, new)
+        if isinstance(route, Issue):
+            return [route]
+        decision = decide(ctx, new, route, ctx.caller.organization_id)
+        if not decision.allowed:
+            issues.append(_issue("ServiceRequest", f"consent check failed: {decision.rule}"))
     return issues
 
 
@@ -148,11 +157,11 @@ def _open_referral(ctx: Context, request: Stored) -> None:
     assessments = [s for s in supporting if s.resource_type == "QuestionnaireResponse"]
     task = _create_task(ctx, request, patient, route, assessments)
     shared = [request, patient, *([deciding] if deciding else []), *supporting]
-    # An opt-in referral rests on the permitting Consent: the partner's access to the data lapses
-    # with that Consent's period ("while consent permits"), without waiting for any write.
+    # An opt-in referral (or one past a recorded decline) rests on the permitting Consent: the partner's
+    # access to the data lapses with that Consent's period ("while consent permits"), without waiting.
     lapses = (
         period_end(((deciding.content or {}).get("provision") or {}).get("period"))
-        if (deciding is not None and route.model == "opt-in")
+        if (deciding is not None and decision.rests_on_consent)
         else None
     )
     effects.grant_partner(ctx, route.partner_org_id, request.id, shared, valid_until=lapses)

@@ -7,9 +7,14 @@ https://wraparound.org.uk/fhir/StructureDefinition/consent-model (``opt-in``, th
 never assumes a partner accepts referrals without consent.
 
 The candidate Consents are the *active* Consents about the referral's Patient that the referring clinic
-can see (Consent?patient=&status=active through the index tables); ``referrals.consent`` decides.
-No purpose or action is passed: a provision restricted to a purpose or action therefore cannot permit
-and, if it denies, denies (the consent module fails closed).
+can see (Consent?patient=&status=active through the index tables); ``referrals.consent`` decides, with the
+rules of CONTRACT.md "What counts as consent" (docs/adr/0009-consent-evaluation.md). A referral is a
+disclosure for care (``purpose``); no action is passed, so a provision restricted to an action cannot
+permit and, if it denies, denies. A peer-support service also honours a recorded decline (``decline``).
+
+``decide`` is the one consent check: referral create (alone or in a transaction), referral update, the
+access grant's lapse, and the re-evaluation after any Consent or assessment write (``withdrawal``) all
+call it, so the delivery worker (which re-checks that the partner still holds its grant) follows too.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from service.errors import Issue
 from service.fhir.references import reference_of
 from service.referrals._refs import local_parts, ref_id, resolve
 from service.referrals.consent import ConsentDecision, evaluate_referral_consent
+from service.referrals.decline import is_peer_support, organization_offers_peer_support, recorded_decline
 from service.rest.context import Context
 from service.storage import referrals as referral_sql
 
@@ -33,6 +39,7 @@ class Route:
     partner_org_id: str
     service_refs: tuple[str, ...]  # the HealthcareService performer, when the referral names one
     model: Model
+    peer_support: bool = False  # a recorded peer-support decline applies (decline.py)
 
     @property
     def partner_ref(self) -> str:
@@ -68,7 +75,7 @@ def resolve_route(ctx: Context, request: dict[str, Any]) -> Route | Issue:
             "ServiceRequest.performer[0]", f"the performer {parts[0]}/{parts[1]} is not an active entry"
         )
     if parts[0] == "Organization":
-        return Route(parts[1], (), "opt-in")
+        return Route(parts[1], (), "opt-in", organization_offers_peer_support(ctx, parts[1]))
     provider_ref = reference_of(target.content.get("providedBy"))
     provider = resolve(ctx, provider_ref, ("Organization",))
     if provider is None or provider.content is None or provider.content.get("active") is False:
@@ -76,7 +83,12 @@ def resolve_route(ctx: Context, request: dict[str, Any]) -> Route | Issue:
             "ServiceRequest.performer[0]",
             f"the HealthcareService {parts[1]} has no active providing Organization (providedBy)",
         )
-    return Route(provider.id, (f"HealthcareService/{parts[1]}",), consent_model(target.content))
+    return Route(
+        provider.id,
+        (f"HealthcareService/{parts[1]}",),
+        consent_model(target.content),
+        is_peer_support(target.content),
+    )
 
 
 def decide(ctx: Context, request: dict[str, Any], route: Route, clinic_org_id: str) -> ConsentDecision:
@@ -86,6 +98,7 @@ def decide(ctx: Context, request: dict[str, Any], route: Route, clinic_org_id: s
     if parts is None or parts[0] != "Patient":
         return ConsentDecision(False, "the referral has no Patient to check consent for", None)
     consents = referral_sql.active_consents(ctx.conn, parts[1], clinic_org_id)
+    decline = recorded_decline(ctx, parts[1], clinic_org_id) if route.peer_support else None
     return evaluate_referral_consent(
         [c.content for c in consents if c.content is not None],
         patient_ref=f"Patient/{parts[1]}",
@@ -93,13 +106,15 @@ def decide(ctx: Context, request: dict[str, Any], route: Route, clinic_org_id: s
         model=route.model,
         now=ctx.now,
         partner_service_refs=route.service_refs,
+        decline=decline,
     )
 
 
 def decision_text(decision: ConsentDecision) -> str:
     """The audit wording: which Consent permitted, or that an opt-out service found no deny."""
     if decision.allowed and decision.consent_id:
-        return f"consent permitted by Consent/{decision.consent_id}"
+        text = f"consent permitted by Consent/{decision.consent_id}"
+        return "; warning: ".join([text, *decision.warnings])
     if decision.allowed:
         return "opt-out: no deny"
     return f"consent refused: {decision.rule}"

@@ -13,7 +13,10 @@ A referral consent no longer permits:
 - an AuditEvent records the withdrawal and what it touched.
 
 A referral already revoked (or entered in error) needs nothing more. Re-evaluating on every Consent
-write, not only on recognised "withdrawals", means any change that stops covering a referral counts.
+write, not only on recognised "withdrawals", means any change that stops covering a referral counts: a
+partner-recorded deny (``recorded_withdrawal``, shared with the referring clinics first so that their view
+holds it), and a new completed assessment that records a peer-support decline (``decline``). Re-evaluation
+only ever closes: nothing here opens or re-opens a referral.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from service.fhir.references import reference_of
 from service.referrals import _effects as effects
 from service.referrals._refs import local_parts
 from service.referrals.consent import ConsentDecision
+from service.referrals.recorded_withdrawal import share_with_clinics
 from service.referrals.routing import Route, clinic_org_of_task, decide, resolve_route
 from service.rest.context import Context
 from service.storage import referrals as referral_sql
@@ -34,6 +38,8 @@ _LIVE_REQUESTS = ("active", "completed", "on-hold")
 
 
 def on_consent_written(ctx: Context, stored: Stored, old: Stored | None) -> None:
+    if ctx.caller.role == "partner" and old is None and stored.content is not None:
+        share_with_clinics(ctx, stored)
     patients = {
         pid
         for content in (stored.content, old.content if old else None)
@@ -42,6 +48,16 @@ def on_consent_written(ctx: Context, stored: Stored, old: Stored | None) -> None
         if pid is not None
     }
     for patient_id in sorted(patients):
+        reevaluate_patient(ctx, patient_id, stored)
+
+
+def on_assessment_written(ctx: Context, stored: Stored, old: Stored | None) -> None:
+    """A completed assessment may record a peer-support decline: the Patient's referrals are re-checked."""
+    content = stored.content or {}
+    if stored.deleted or content.get("status") not in ("completed", "amended"):
+        return
+    patient_id = _patient_id(ctx, {"patient": content.get("subject")})
+    if patient_id is not None:
         reevaluate_patient(ctx, patient_id, stored)
 
 

@@ -73,6 +73,29 @@ def active_consents(conn: Connection, patient_id: str, organization_id: str) -> 
     )
 
 
+def completed_responses(conn: Connection, patient_id: str, organization_id: str) -> list[Stored]:
+    """Completed or amended QuestionnaireResponses about ``Patient/patient_id`` that ``organization_id``
+    may see (``QuestionnaireResponse?subject=Patient/<id>&status=completed,amended``, that org's view)."""
+    finished = select(TOKEN.c.rid).where(
+        TOKEN.c.resource_type == "QuestionnaireResponse",
+        TOKEN.c.param == "status",
+        TOKEN.c.code.in_(("completed", "amended")),
+    )
+    return _current_referencing(
+        conn,
+        "QuestionnaireResponse",
+        "subject",
+        ("Patient", patient_id),
+        R.c.rid.in_(finished.scalar_subquery()),
+        visible_condition(R.c.rid, organization_id),
+    )
+
+
+def services_of(conn: Connection, organization_id: str) -> list[Stored]:
+    """The current HealthcareServices provided by ``Organization/organization_id``."""
+    return _current_referencing(conn, "HealthcareService", "organization", ("Organization", organization_id))
+
+
 def service_requests_for_patient(conn: Connection, patient_id: str) -> list[Stored]:
     """Every current ServiceRequest whose subject is ``Patient/patient_id``."""
     return _current_referencing(conn, "ServiceRequest", "subject", ("Patient", patient_id))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.referrals._workflow_hub import Hub, entries, ok, permit
+from tests.referrals._workflow_hub import Hub, consent_body, entries, ok, permit
 from tests.support.clients import Client, FhirClients
 
 CANON = "https://example.org/fhir/tenancy-test"
@@ -182,12 +182,16 @@ def test_partner_creates_no_clinical_records(hub: Hub) -> None:
             "intent": "order",
             "subject": {"reference": patient},
         },
-        "Consent": {"resourceType": "Consent", "status": "active", "patient": {"reference": patient}},
         "QuestionnaireResponse": {"resourceType": "QuestionnaireResponse", "status": "in-progress"},
         "Task": {"resourceType": "Task", "status": "requested", "intent": "order"},
     }
     for resource_type, body in bodies.items():
         _forbidden(hub.partner.post(f"/fhir/{resource_type}", json=body))
+    # The one Consent a partner may create is a withdrawal naming itself (issue 9; tested in
+    # tests/referrals/test_workflow_partner_withdrawal.py): a permit, even well-formed, is refused.
+    consent = consent_body(patient, permit(hub.partner.org_ref), hub.partner.org_ref)
+    refused = hub.partner.post("/fhir/Consent", json=consent)
+    assert refused.status_code == 422, refused.text
     transaction = {
         "resourceType": "Bundle",
         "type": "transaction",

@@ -137,6 +137,10 @@ def consent_body(patient: str, provision: dict[str, Any], organization: str, **e
         },
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": patient},
+        # A disclosure consent says when it was given (CONTRACT.md "What counts as consent") and what it
+        # rests on (source[x]; without it the hub warns, ADR 0009).
+        "dateTime": "2026-11-20T10:00:00Z",
+        "sourceAttachment": {"title": "Signed consent form (kept by the clinic)"},
         "organization": [{"reference": organization}],
         "policyRule": {
             "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]
