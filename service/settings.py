@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     )
     smtp_tls: bool = Field(default=False, description="Implicit TLS (SMTPS, usually port 465).")
     smtp_verify: bool = Field(default=True, description="Verify the SMTP relay's TLS certificate.")
+    smtp_ca_file: str | None = Field(
+        default=None, description="CA bundle (PEM) for a relay whose certificate a private CA issued."
+    )
 
     def public_base(self) -> str:
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -51,6 +51,7 @@ def transport_for(settings: Settings) -> Transport:
             starttls=settings.smtp_starttls,
             use_tls=settings.smtp_tls,
             verify_tls=settings.smtp_verify,
+            ca_file=settings.smtp_ca_file,
         ),
     )
 
