@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -59,6 +60,7 @@ def test_a_retry_keeps_the_webhook_id_and_honours_retry_after(hub: Hub, settings
         drain(hub.fhir.db, settings, delivery_backoff_seconds=0.01)
         [row] = rows(hub.fhir.db, referral.task["id"])
         assert (row.state, row.attempts, row.last_status) == ("pending", 1, 503)
+        time.sleep(0.1)  # the backoff (base 0.01 s) runs out
         drain(hub.fhir.db, settings)
         first, second = rx.wait_for(2, timeout=5)
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
