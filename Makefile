@@ -11,7 +11,7 @@ POSTGRES_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TYPED := service auth adapters fhir_profiles tests bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-postgres lint typecheck importlint dbcheck openapi openapi-check bench check
+.PHONY: help install run test test-postgres lint typecheck importlint dbcheck openapi openapi-check bench bench-delivery check
 
 help:
 	@echo "make run            run the service on http://127.0.0.1:8000 (SQLite wraparound.db by default)"
@@ -19,7 +19,7 @@ help:
 	@echo "make test-postgres  run the tests on $(POSTGRES_TEST_URL)"
 	@echo "make lint | typecheck | importlint | dbcheck | openapi-check   the CI checks"
 	@echo "make openapi        regenerate openapi/openapi.json after changing routes"
-	@echo "make bench          run the benchmarks in bench/"
+	@echo "make bench          run the benchmarks in bench/ (make bench-delivery: the delivery worker)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ openapi-check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-delivery: $(STAMP)
+	$(BIN)/python bench/delivery.py $(BENCH_ARGS)
 
 # Everything CI runs except the PostgreSQL suite (.ci/run is the real thing).
 check: lint typecheck importlint dbcheck openapi-check test
