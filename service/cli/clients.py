@@ -7,52 +7,29 @@ this is that operator's tool. Refusals exit with code 2 and a one-line reason, n
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from service import clients
+from service.cli._db import fail, transaction
 from service.errors import FhirError
 from service.settings import get_settings
-from service.storage.database import Database
 
 clients_app = typer.Typer(help="Register, list and remove API clients.", no_args_is_help=True)
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
-
-
-@contextmanager
-def _transaction() -> Iterator[Connection]:
-    db = Database(get_settings().database_url)
-    try:
-        db.upgrade()
-        with db.transaction(write=True) as conn:
-            yield conn
-    except SQLAlchemyError as exc:
-        # The message can hold the URL (with a password) or SQL: name the failure, not its text.
-        _fail(f"database error ({type(exc).__name__}); check WRAPAROUND_DATABASE_URL")
-    finally:
-        db.dispose()
 
 
 def _read_jwks(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror or exc}")
+        fail(f"cannot read {path}: {exc.strerror or exc}")
     except ValueError:
-        _fail(f"{path} is not JSON")
+        fail(f"{path} is not JSON")
     if not isinstance(value, dict):
-        _fail(f'{path} must hold a JWKS object {{"keys": [...]}}')
+        fail(f'{path} must hold a JWKS object {{"keys": [...]}}')
     return value
 
 
@@ -67,10 +44,10 @@ def add(
 ) -> None:
     """Register a client, or replace an existing registration."""
     if (jwks is None) == (jwks_url is None):
-        _fail("give exactly one of --jwks FILE or --jwks-url URL")
+        fail("give exactly one of --jwks FILE or --jwks-url URL")
     key_set = _read_jwks(jwks) if jwks is not None else None
     try:
-        with _transaction() as conn:
+        with transaction() as conn:
             created = clients.register_client(
                 conn,
                 client_id=client_id,
@@ -83,7 +60,7 @@ def add(
                 allow_private=get_settings().allow_private_endpoints,
             )
     except FhirError as exc:
-        _fail(exc.diagnostics)
+        fail(exc.diagnostics)
     typer.echo(f"{'created' if created else 'updated'} client {client_id}")
 
 
@@ -97,7 +74,7 @@ def _keys_text(row: Any) -> str:
 @clients_app.command("list")
 def list_() -> None:
     """List registered clients."""
-    with _transaction() as conn:
+    with transaction() as conn:
         rows = clients.list_clients(conn)
     if not rows:
         typer.echo("no clients registered")
@@ -110,8 +87,8 @@ def list_() -> None:
 @clients_app.command("remove")
 def remove(client_id: Annotated[str, typer.Option("--client-id", help="The client to remove.")]) -> None:
     """Remove a client and revoke its access tokens."""
-    with _transaction() as conn:
+    with transaction() as conn:
         removed = clients.remove_client(conn, client_id)
     if not removed:
-        _fail(f"no client {client_id!r}")
+        fail(f"no client {client_id!r}")
     typer.echo(f"removed client {client_id} and revoked its tokens")

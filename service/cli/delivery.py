@@ -9,18 +9,15 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.cli._db import fail, transaction
 from service.delivery.secrets import SecretBox
-from service.errors import FhirError
 from service.settings import get_settings
 from service.storage.database import Database
 
@@ -30,33 +27,13 @@ endpoints_app = typer.Typer(help="Configure an Endpoint's delivery adapter.", no
 secrets_app = typer.Typer(help="The key that encrypts delivery secrets at rest.", no_args_is_help=True)
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
-
-
-@contextmanager
-def _transaction(write: bool = True) -> Iterator[Connection]:
-    db = Database(get_settings().database_url)
-    try:
-        db.upgrade()
-        with db.transaction(write=write) as conn:
-            yield conn
-    except SQLAlchemyError as exc:
-        _fail(f"database error ({type(exc).__name__}); check WRAPAROUND_DATABASE_URL")
-    except FhirError as exc:
-        _fail(exc.diagnostics)
-    finally:
-        db.dispose()
-
-
 def _box() -> SecretBox:
     from service.delivery.secrets import SecretKeyMissing, box_for
 
     try:
         return box_for(get_settings())
     except SecretKeyMissing as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def worker(
@@ -87,7 +64,7 @@ def worker(
             f"worker {delivery.name}: {delivery.delivered} delivered, {delivery.failed} failed attempts"
         )
     except SQLAlchemyError as exc:
-        _fail(f"database error ({type(exc).__name__}); check WRAPAROUND_DATABASE_URL")
+        fail(f"database error ({type(exc).__name__}); check WRAPAROUND_DATABASE_URL")
     finally:
         db.dispose()
 
@@ -105,7 +82,7 @@ def list_deliveries(
     from service.storage import outbox as outbox_sql
 
     org = organization.removeprefix("Organization/") if organization else None
-    with _transaction(write=False) as conn:
+    with transaction(write=False) as conn:
         rows = outbox_sql.listing(conn, state=state, organization_id=org, limit=limit)
     for row in rows:
         typer.echo(json.dumps(describe(row)))
@@ -117,10 +94,10 @@ def show(delivery_id: Annotated[int, typer.Argument(help="The delivery's id.")])
     from service.delivery.operators import describe
     from service.storage import outbox as outbox_sql
 
-    with _transaction(write=False) as conn:
+    with transaction(write=False) as conn:
         row = outbox_sql.get(conn, delivery_id)
         if row is None:
-            _fail(f"delivery {delivery_id} is not known")
+            fail(f"delivery {delivery_id} is not known")
         attempts = outbox_sql.attempts_of(conn, delivery_id)
     shown = describe(row)
     shown["attempt"] = [
@@ -148,9 +125,9 @@ def retry(
     from service.storage import outbox as outbox_sql
 
     if (delivery_id is None) == (not all_dead):
-        _fail("give a delivery id or --all-dead")
+        fail("give a delivery id or --all-dead")
     now = datetime.now(UTC)
-    with _transaction() as conn:
+    with transaction() as conn:
         ids = (
             [delivery_id]
             if delivery_id is not None
@@ -188,11 +165,11 @@ def configure(
         text = sys.stdin.read() if str(config_file) == "-" else config_file.read_text(encoding="utf-8")
         raw = json.loads(text)
     except OSError as exc:
-        _fail(f"cannot read {config_file}: {exc.strerror or exc}")
+        fail(f"cannot read {config_file}: {exc.strerror or exc}")
     except ValueError:
-        _fail(f"{config_file} is not JSON")
+        fail(f"{config_file} is not JSON")
     box = _box()
-    with _transaction() as conn:
+    with transaction() as conn:
         adapter, config = store_config(
             conn, endpoint_id.removeprefix("Endpoint/"), raw, box, datetime.now(UTC)
         )
@@ -210,7 +187,7 @@ def show_endpoint(
     from service.delivery.operators import endpoint_and_adapter
 
     box = _box()
-    with _transaction(write=False) as conn:
+    with transaction(write=False) as conn:
         endpoint, adapter = endpoint_and_adapter(conn, endpoint_id.removeprefix("Endpoint/"))
         config = load(conn, endpoint.id, adapter, box)
     typer.echo(f"Endpoint/{endpoint.id} ({adapter.slug}): {json.dumps(masked(config))}")

@@ -119,6 +119,14 @@ def _held(row_id: int, fence: int) -> Any:
     return and_(OUTBOX.c.id == row_id, OUTBOX.c.fence == fence, OUTBOX.c.state == "pending")
 
 
+def _settle_held(conn: Connection, row: OutboxRow, **values: Any) -> bool:
+    """Write a claimed row's outcome and drop the lease, only while the claim (its fence) still holds."""
+    result = conn.execute(
+        update(OUTBOX).where(_held(row.id, row.fence)).values(lease_owner=None, lease_until=None, **values)
+    )
+    return result.rowcount == 1
+
+
 def finish(
     conn: Connection,
     row: OutboxRow,
@@ -132,22 +140,17 @@ def finish(
     error: str | None = None,
 ) -> bool:
     """End a claimed row (delivered, pull, cancelled, dead); False when the claim was lost."""
-    result = conn.execute(
-        update(OUTBOX)
-        .where(_held(row.id, row.fence))
-        .values(
-            state=state,
-            attempts=attempts,
-            finished_at=now,
-            lease_owner=None,
-            lease_until=None,
-            endpoint_id=endpoint_id,
-            adapter=adapter,
-            last_status=status_code,
-            last_error=error,
-        )
+    return _settle_held(
+        conn,
+        row,
+        state=state,
+        finished_at=now,
+        attempts=attempts,
+        endpoint_id=endpoint_id,
+        adapter=adapter,
+        last_status=status_code,
+        last_error=error,
     )
-    return result.rowcount == 1
 
 
 def reschedule(
@@ -162,21 +165,16 @@ def reschedule(
     error: str | None,
 ) -> bool:
     """Give a claimed row back to the queue for a later attempt; False when the claim was lost."""
-    result = conn.execute(
-        update(OUTBOX)
-        .where(_held(row.id, row.fence))
-        .values(
-            due_at=due_at,
-            attempts=attempts,
-            lease_owner=None,
-            lease_until=None,
-            endpoint_id=endpoint_id,
-            adapter=adapter,
-            last_status=status_code,
-            last_error=error,
-        )
+    return _settle_held(
+        conn,
+        row,
+        due_at=due_at,
+        attempts=attempts,
+        endpoint_id=endpoint_id,
+        adapter=adapter,
+        last_status=status_code,
+        last_error=error,
     )
-    return result.rowcount == 1
 
 
 def release(conn: Connection, rows: Iterable[OutboxRow]) -> int:

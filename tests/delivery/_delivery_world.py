@@ -73,3 +73,17 @@ def drain(db: Any, settings: Settings, **overrides: Any) -> Worker:
 def rows(db: Any, task_id: str) -> list[OutboxRow]:
     with db.transaction(write=False) as conn:
         return sorted(outbox_sql.listing(conn, focus=f"Task/{task_id}"), key=lambda r: r.id)
+
+
+def cli(args: list[str], **env: str) -> Any:
+    """Run a `wraparound` command in-process with these settings (the settings cache is per process)."""
+    from typer.testing import CliRunner
+
+    from service.cli import app
+    from service.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, args, env=env)
+    finally:
+        get_settings.cache_clear()

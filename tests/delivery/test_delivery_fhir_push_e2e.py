@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey
 from sqlalchemy import select, update
-from typer.testing import CliRunner
 
-from service.cli import app
 from service.storage.outbox import OUTBOX
 from service.storage.tables import EndpointConfig
-from tests.delivery._delivery_world import add_endpoint, drain, refer_with_consent, rows
+from tests.delivery._delivery_world import add_endpoint, cli, drain, refer_with_consent, rows
 from tests.referrals._workflow_hub import Hub, ok
 from tests.support.clients import FhirClients
 from tests.support.fhir_receiver import FhirReceiver, TokenEndpoint
@@ -30,12 +28,13 @@ def hub(fhir: FhirClients) -> Hub:
 def _configure(hub: Hub, endpoint: str, config: dict[str, Any], tmp_path: Path) -> str:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    env = {"WRAPAROUND_DATABASE_URL": hub.fhir.db.url, "WRAPAROUND_SECRET_KEY": TEST_SECRET_KEY}
-    result = CliRunner().invoke(
-        app, ["endpoints", "configure", "--endpoint-id", endpoint, "--config", str(path)], env=env
+    result = cli(
+        ["endpoints", "configure", "--endpoint-id", endpoint, "--config", str(path)],
+        WRAPAROUND_DATABASE_URL=hub.fhir.db.url,
+        WRAPAROUND_SECRET_KEY=TEST_SECRET_KEY,
     )
     assert result.exit_code == 0, result.output
-    return result.output
+    return str(result.output)
 
 
 def test_referral_arrives_once_at_a_smart_protected_fhir_server(

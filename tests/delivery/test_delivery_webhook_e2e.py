@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.delivery._delivery_world import add_endpoint, drain, refer_with_consent, rotate_secret, rows
+from tests.delivery._delivery_world import add_endpoint, cli, drain, refer_with_consent, rotate_secret, rows
 from tests.referrals._workflow_hub import Hub, ok
 from tests.support.clients import FhirClients
 from tests.support.receiver import Receiver, Reply
@@ -70,10 +70,6 @@ def test_a_retry_keeps_the_webhook_id_and_honours_retry_after(hub: Hub, settings
 
 
 def test_a_refusal_is_dead_lettered_visible_and_replayable(hub: Hub, settings: Any) -> None:
-    from typer.testing import CliRunner
-
-    from service.cli import app
-
     with Receiver.start() as rx:
         endpoint = add_endpoint(hub.admin, hub.partner.organization_id, "webhook", rx.url("/hook"))
         rotate_secret(hub.admin, endpoint)
@@ -85,17 +81,16 @@ def test_a_refusal_is_dead_lettered_visible_and_replayable(hub: Hub, settings: A
         dead = ok(hub.admin.get("/fhir/Task/$delivery-status?state=dead"))
         assert [p["part"][0]["valueString"] for p in dead["parameter"]] == [str(row.id)]
         env = {"WRAPAROUND_DATABASE_URL": hub.fhir.db.url}
-        runner = CliRunner()
-        listed = runner.invoke(app, ["deliveries", "list", "--state", "dead"], env=env)
+        listed = cli(["deliveries", "list", "--state", "dead"], **env)
         assert listed.exit_code == 0, listed.output
         assert [json.loads(line)["id"] for line in listed.output.splitlines()] == [row.id]
-        replayed = runner.invoke(app, ["deliveries", "retry", str(row.id)], env=env)
+        replayed = cli(["deliveries", "retry", str(row.id)], **env)
         assert replayed.exit_code == 0, replayed.output
         drain(hub.fhir.db, settings)
         assert len(rx.wait_for(2, timeout=5)) == 2
     [row] = rows(hub.fhir.db, referral.task["id"])
     assert row.state == "delivered"
-    shown = runner.invoke(app, ["deliveries", "show", str(row.id)], env=env)
+    shown = cli(["deliveries", "show", str(row.id)], **env)
     outcomes = [a["outcome"] for a in json.loads(shown.output)["attempt"]]
     assert outcomes == ["permanent", "delivered"]
 
