@@ -140,6 +140,13 @@ def write_event(conn: Connection, event: dict[str, Any], now: datetime) -> Store
     return ResourceStore(conn).create("AuditEvent", event, extract_index_rows(event), now=now)
 
 
+def write_events(conn: Connection, events: Sequence[dict[str, Any]], now: datetime) -> list[Stored]:
+    """Several events in one set of multi-row inserts (the delivery worker's group commit)."""
+    return ResourceStore(conn).create_many(
+        "AuditEvent", [(event, extract_index_rows(event)) for event in events], now=now
+    )
+
+
 def access(
     ctx: Context,
     action: str,

@@ -228,31 +228,45 @@ def settle(
 
 
 def settle_many(db: Database, batch: list[Settled], *, worker: str, settings: Settings) -> list[str]:
-    """Record a batch of finished attempts in one write transaction (one commit for many deliveries)."""
-    with db.transaction(write=True) as conn:
-        return [_settle(conn, item, worker=worker, settings=settings) for item in batch]
-
-
-def _settle(conn: Any, item: Settled, *, worker: str, settings: Settings) -> str:
-    row, prepared, outcome = item.row, item.prepared, item.outcome
+    """Record a batch of finished attempts in one write transaction (one commit for many deliveries):
+    the attempt rows and the disclosure AuditEvents as multi-row inserts, each outbox row fenced."""
     now = datetime.now(UTC)
+    with db.transaction(write=True) as conn:
+        outbox_sql.record_attempts(
+            conn,
+            [
+                outbox_sql.attempt_values(
+                    item.row,
+                    attempt=item.row.attempts + 1,
+                    started_at=item.started_at,
+                    duration_ms=item.outcome.duration_ms,
+                    outcome=item.outcome.outcome,
+                    worker=worker,
+                    endpoint_id=item.prepared.endpoint_id,
+                    status_code=item.outcome.status_code,
+                    error=item.outcome.error,
+                )
+                for item in batch
+            ],
+        )
+        # A disclosure happened whatever becomes of the claim: audit it either way.
+        record.write_events(
+            conn,
+            [
+                _disclosure(item.row, item.prepared, now)
+                for item in batch
+                if item.outcome.outcome == "delivered"
+            ],
+            now,
+        )
+        return [_settle(conn, item, settings=settings, now=now) for item in batch]
+
+
+def _settle(conn: Any, item: Settled, *, settings: Settings, now: datetime) -> str:
+    row, prepared, outcome = item.row, item.prepared, item.outcome
     attempts = row.attempts + (1 if outcome.outcome not in ("pull", "cancelled") else 0)
     adapter = prepared.adapter.slug if prepared.adapter else None
-    outbox_sql.record_attempt(
-        conn,
-        row,
-        attempt=row.attempts + 1,
-        started_at=item.started_at,
-        duration_ms=outcome.duration_ms,
-        outcome=outcome.outcome,
-        worker=worker,
-        endpoint_id=prepared.endpoint_id,
-        status_code=outcome.status_code,
-        error=outcome.error,
-    )
     if outcome.outcome == "delivered":
-        # A disclosure happened whatever becomes of the claim: audit it either way.
-        _audit_disclosure(conn, row, prepared, now)
         state = "delivered"
     elif outcome.outcome in ("pull", "cancelled"):
         state = outcome.outcome
@@ -290,7 +304,7 @@ def _settle(conn: Any, item: Settled, *, worker: str, settings: Settings) -> str
     return state if kept else "lost"
 
 
-def _audit_disclosure(conn: Any, row: OutboxRow, prepared: Prepared, now: datetime) -> None:
+def _disclosure(row: OutboxRow, prepared: Prepared, now: datetime) -> dict[str, Any]:
     """One AuditEvent per delivery: what went to whom, about which Patient, for what purpose."""
     event = record.build_event(
         caller=DELIVERY,
@@ -316,4 +330,4 @@ def _audit_disclosure(conn: Any, row: OutboxRow, prepared: Prepared, now: dateti
         }
     )
     event["period"] = {"end": fhir_instant(now)}
-    record.write_event(conn, event, now)
+    return event

@@ -186,8 +186,7 @@ def release(conn: Connection, rows: Iterable[OutboxRow]) -> int:
     return released
 
 
-def record_attempt(
-    conn: Connection,
+def attempt_values(
     row: OutboxRow,
     *,
     attempt: int,
@@ -198,20 +197,24 @@ def record_attempt(
     endpoint_id: str | None,
     status_code: int | None = None,
     error: str | None = None,
-) -> None:
-    conn.execute(
-        insert(ATTEMPT).values(
-            outbox_id=row.id,
-            attempt=attempt,
-            started_at=started_at,
-            duration_ms=duration_ms,
-            outcome=outcome,
-            status_code=status_code,
-            error=error,
-            worker=worker,
-            endpoint_id=endpoint_id,
-        )
-    )
+) -> dict[str, Any]:
+    return {
+        "outbox_id": row.id,
+        "attempt": attempt,
+        "started_at": started_at,
+        "duration_ms": duration_ms,
+        "outcome": outcome,
+        "status_code": status_code,
+        "error": error,
+        "worker": worker,
+        "endpoint_id": endpoint_id,
+    }
+
+
+def record_attempts(conn: Connection, attempts: list[dict[str, Any]]) -> None:
+    """Insert attempt rows (from :func:`attempt_values`) in one executemany."""
+    if attempts:
+        conn.execute(insert(ATTEMPT), attempts)
 
 
 def cancel_pending(

@@ -86,6 +86,8 @@ def row_to_stored(r: Any) -> Stored:
 
 # Built once: building a Core statement per call costs more than executing it on SQLite.
 _INSERT_RESOURCE = insert(R).returning(R.c.rid)
+# executemany with RETURNING, rows back in parameter order (SQLAlchemy "insertmanyvalues").
+_INSERT_RESOURCES_ORDERED = insert(R).returning(R.c.rid, sort_by_parameter_order=True)
 _INSERT_HISTORY = insert(H)
 
 COLUMNS = (R.c.rid, R.c.resource_type, R.c.id, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
@@ -241,6 +243,61 @@ class ResourceStore:
         self._history(rid, resource_type, rid_, 1, now, "POST", doc)
         self._write_index(rid, resource_type, index_rows)
         return Stored(rid, resource_type, rid_, 1, now, False, doc)
+
+    def create_many(
+        self, resource_type: str, items: Sequence[tuple[dict[str, Any], Iterable[IndexRow]]], *, now: datetime
+    ) -> list[Stored]:
+        """Create several resources of one type in a handful of statements (multi-row inserts), for the
+        hub's own bulk writes (a delivery worker's disclosure AuditEvents). Ids are always new."""
+        if not items:
+            return []
+        docs = [(new_id(), content, rows) for content, rows in items]
+        stamped = [(rid_, _stamp(content, rid_, 1, now), rows) for rid_, content, rows in docs]
+        rids = (
+            self.conn.execute(
+                _INSERT_RESOURCES_ORDERED,
+                [
+                    {
+                        "resource_type": resource_type,
+                        "id": rid_,
+                        "version_id": 1,
+                        "last_updated": now,
+                        "deleted": False,
+                        "content": doc,
+                    }
+                    for rid_, doc, _ in stamped
+                ],
+            )
+            .scalars()
+            .all()
+        )
+        self.conn.execute(
+            _INSERT_HISTORY,
+            [
+                {
+                    "rid": rid,
+                    "version_id": 1,
+                    "resource_type": resource_type,
+                    "id": rid_,
+                    "last_updated": now,
+                    "method": "POST",
+                    "content": doc,
+                }
+                for rid, (rid_, doc, _) in zip(rids, stamped, strict=True)
+            ],
+        )
+        buckets: dict[Any, list[dict[str, Any]]] = {}
+        for rid, (_, _, rows) in zip(rids, stamped, strict=True):
+            for row in rows:
+                buckets.setdefault(row_table(row).__tablename__, []).append(
+                    row_values(row, rid, resource_type)
+                )
+        for name, values_list in buckets.items():
+            self.conn.execute(_INSERT_INDEX[name], values_list)
+        return [
+            Stored(rid, resource_type, rid_, 1, now, False, doc)
+            for rid, (rid_, doc, _) in zip(rids, stamped, strict=True)
+        ]
 
     def update(
         self,

@@ -39,7 +39,8 @@ def _index(conn: Connection, rid: int) -> dict[str, set[tuple[Any, ...]]]:
     for table in INDEX_TABLES:
         rows = conn.execute(select(table).where(table.c.rid == rid)).mappings().all()
         out[table.name] = {
-            tuple(v for k, v in sorted(r.items()) if k not in ("id", "rid", "resource_type")) for r in rows
+            tuple(v for k, v in sorted(r.items()) if k not in ("id", "pk", "rid", "resource_type"))
+            for r in rows
         }
     return out
 
@@ -200,3 +201,27 @@ def test_rollback_leaves_nothing(clean_database: Database) -> None:
             "Patient", None, since=None, at_or_before=None, limit=5, offset=0
         )
         assert (versions, total) == ([], 0)
+
+
+def test_create_many_writes_each_resource_its_history_and_the_same_index_rows_as_create(
+    clean_database: Database,
+) -> None:
+    families = ["Adeyemi", "Byrne", "Chowdhury"]
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        many = store.create_many(
+            "Patient", [(_patient(f), extract_index_rows(_patient(f))) for f in families], now=T0
+        )
+        single = _create(store, _patient("Adeyemi"))
+        assert [s.content["name"][0]["family"] for s in many if s.content] == families
+        assert len({s.id for s in many}) == 3
+        for stored in many:
+            current = store.current("Patient", stored.id)
+            assert current is not None
+            assert (current.rid, current.version_id, current.content) == (stored.rid, 1, stored.content)
+            versions, _ = store.history(
+                "Patient", stored.id, since=None, at_or_before=None, limit=10, offset=0
+            )
+            assert [(v.version_id, method) for v, method in versions] == [(1, "POST")]
+        assert _index(conn, many[0].rid) == _index(conn, single.rid)
+        assert _index(conn, many[1].rid) != _index(conn, many[2].rid)
