@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     rate_limit: str = Field(default="600/minute", description="Per-client API rate limit (limits syntax).")
     token_rate_limit: str = Field(default="60/minute", description="Per-client token endpoint rate limit.")
     log_level: str = Field(default="INFO", description="Logging level.")
+    docs: bool = Field(
+        default=True, description="Serve /docs, /redoc and /openapi.json (turn off in production if wanted)."
+    )
     development: bool = Field(
         default=False,
         description="Development mode: without WRAPAROUND_SECRET_KEY a key is kept in wraparound.secret-key.",
