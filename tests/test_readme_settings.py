@@ -1,4 +1,4 @@
-"""The README's configuration table lists every setting (CONTRACT.md: "every setting ... listed in the README")."""
+"""The README lists every setting (CONTRACT.md: "every setting ... listed in the README")."""
 
 from __future__ import annotations
 

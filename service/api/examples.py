@@ -157,7 +157,11 @@ CREATE_EXAMPLES: dict[str, Any] = {
 }
 UPDATE_EXAMPLES: dict[str, Any] = {
     "accept": {
-        "summary": "Partner accepts a referral Task (PUT /fhir/Task/{id} with If-Match)",
+        "summary": (
+            "Partner accepts a referral Task (PUT /fhir/Task/{id} with If-Match): send the Task as "
+            "read with its status changed; a partner may change only status, businessStatus, "
+            "statusReason, output and note"
+        ),
         "value": TASK_ACCEPT,
     },
 }
@@ -225,4 +229,201 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
             "consent check failed: opt-in service requires an active permit Consent naming the partner",
         ),
     },
+}
+
+
+# -- per-type examples for the generated document (service/api/openapi_doc.py) -------------------
+# Each succeeds as sent once the UPPER_CASE ids are replaced by real ones (tests/api/test_openapi_doc.py
+# POSTs every one). Directory and definition resources are written by an admin client.
+_PARTNER_ORG = {"reference": "Organization/PARTNER_ORG_ID"}
+_DIRECTORY: dict[str, dict[str, Any]] = {
+    "Organization": {"resourceType": "Organization", "active": True, "name": "Example Peer Support Charity"},
+    "HealthcareService": {
+        "resourceType": "HealthcareService",
+        "active": True,
+        "name": "Peer support (opt-out)",
+        "providedBy": _PARTNER_ORG,
+        "extension": [
+            {
+                "url": "https://wraparound.org.uk/fhir/StructureDefinition/consent-model",
+                "valueCode": "opt-out",
+            }
+        ],
+    },
+    "Location": {"resourceType": "Location", "status": "active", "name": "Camden"},
+    "Endpoint": {
+        "resourceType": "Endpoint",
+        "status": "active",
+        "name": "Example charity webhook",
+        "connectionType": {
+            "system": "https://wraparound.org.uk/fhir/CodeSystem/endpoint-connection-type",
+            "code": "webhook",
+        },
+        "payloadType": [{"text": "referral notification"}],
+        "address": "https://partner.example.org/wraparound/webhook",
+    },
+    "Practitioner": {"resourceType": "Practitioner", "name": [{"family": "Example", "given": ["Sam"]}]},
+    "PractitionerRole": {"resourceType": "PractitionerRole", "active": True, "organization": _PARTNER_ORG},
+    "CodeSystem": {
+        "resourceType": "CodeSystem",
+        "url": "https://partner.example.org/fhir/CodeSystem/example-codes",
+        "version": "0.1.0",
+        "name": "ExampleCodes",
+        "status": "draft",
+        "content": "complete",
+        "concept": [{"code": "a", "display": "A"}],
+    },
+    "ValueSet": {
+        "resourceType": "ValueSet",
+        "url": "https://partner.example.org/fhir/ValueSet/example-codes",
+        "version": "0.1.0",
+        "name": "ExampleCodes",
+        "status": "draft",
+        "compose": {"include": [{"system": "https://partner.example.org/fhir/CodeSystem/example-codes"}]},
+    },
+}
+_CREATE_BY_TYPE: dict[str, tuple[str, dict[str, Any]]] = {
+    "Patient": ("A Patient with an NHS number and a clinic number (clinic)", PATIENT),
+    "Consent": ("Consent permitting disclosure to one partner (clinic)", CONSENT),
+    "ServiceRequest": ("A referral to a partner's HealthcareService (clinic)", SERVICE_REQUEST),
+    "QuestionnaireResponse": ("A needs assessment (clinic)", QUESTIONNAIRE_RESPONSE),
+    "Questionnaire": ("A Questionnaire (admin)", QUESTIONNAIRE),
+    **{name: (f"A {name} (admin)", body) for name, body in _DIRECTORY.items()},
+}
+CREATE_NOTES: dict[str, str] = {
+    "ServiceRequest": (
+        "The consent check runs on create: an opt-in service needs an active permit Consent naming "
+        "the partner (create the Consent first), an opt-out one only the absence of a deny. "
+        "The hub then creates the referral's Task."
+    ),
+    "Task": "Tasks are created by the hub for each referral; partners update them (PUT or PATCH).",
+    "Observation": "Server-created from assessments.",
+}
+
+
+def create_example(resource_type: str) -> dict[str, Any] | None:
+    found = _CREATE_BY_TYPE.get(resource_type)
+    return found[1] if found else None
+
+
+def create_examples(resource_type: str) -> dict[str, Any]:
+    found = _CREATE_BY_TYPE.get(resource_type)
+    return {"example": {"summary": found[0], "value": found[1]}} if found else {}
+
+
+def update_examples(resource_type: str) -> dict[str, Any]:
+    if resource_type == "Task":
+        return UPDATE_EXAMPLES
+    found = _CREATE_BY_TYPE.get(resource_type)
+    if not found:
+        return {}
+    body = {**found[1], "id": "ID"}
+    return {"example": {"summary": f"The whole {resource_type}, with the id of the URL", "value": body}}
+
+
+PATCH_EXAMPLES: dict[str, Any] = {
+    "accept": {
+        "summary": "Partner accepts a referral Task (PATCH /fhir/Task/{id} with If-Match)",
+        "value": [{"op": "replace", "path": "/status", "value": "accepted"}],
+    }
+}
+
+_ASSESSMENT = "https://wraparound.org.uk/fhir/Questionnaire/wellbeing-needs-assessment|1.0.0"
+_SUBJECT = {"name": "subject", "valueReference": {"reference": "Patient/PATIENT_ID"}}
+_PREFILLED = {
+    "resourceType": "QuestionnaireResponse",
+    "questionnaire": _ASSESSMENT,
+    "status": "in-progress",
+    "subject": {"reference": "Patient/PATIENT_ID"},
+}
+_DELIVERIES = {
+    "resourceType": "Parameters",
+    "parameter": [
+        {
+            "name": "delivery",
+            "part": [
+                {"name": "id", "valueString": "1"},
+                {"name": "event", "valueCode": "referral"},
+                {"name": "recipient", "valueReference": {"reference": "Organization/PARTNER_ORG_ID"}},
+                {"name": "task", "valueReference": {"reference": "Task/TASK_ID"}},
+                {"name": "state", "valueCode": "delivered"},
+                {"name": "attempts", "valueInteger": 1},
+                {"name": "created", "valueInstant": "2026-11-20T10:05:00Z"},
+            ],
+        }
+    ],
+}
+
+
+def _parameters_example(summary: str, *parameter: dict[str, Any]) -> dict[str, Any]:
+    value = {"resourceType": "Parameters", "parameter": list(parameter)}
+    return {"example": {"summary": summary, "value": value}}
+
+
+# path -> (method, tag, request examples, response schema) for each operation route.
+OPERATIONS: dict[str, tuple[str, str, dict[str, Any], str]] = {
+    "/fhir/Questionnaire/$populate": (
+        "post",
+        "Questionnaire",
+        _parameters_example(
+            "Prefill the needs assessment for a Patient",
+            _SUBJECT,
+            {"name": "canonical", "valueCanonical": _ASSESSMENT},
+        ),
+        "Parameters",
+    ),
+    "/fhir/Questionnaire/{resource_id}/$populate": (
+        "post",
+        "Questionnaire",
+        _parameters_example("Prefill this Questionnaire for a Patient", _SUBJECT),
+        "Parameters",
+    ),
+    "/fhir/QuestionnaireResponse/{resource_id}/$suggest-referrals": (
+        "post",
+        "QuestionnaireResponse",
+        _parameters_example("Services covering Camden", {"name": "area", "valueString": "Camden"}),
+        "Parameters",
+    ),
+    "/fhir/Endpoint/{resource_id}/$rotate-secret": (
+        "post",
+        "Endpoint",
+        {"example": {"summary": "No input parameters", "value": {"resourceType": "Parameters"}}},
+        "Parameters",
+    ),
+    "/fhir/Task/{resource_id}/$delivery-status": ("get", "Task", {}, "Parameters"),
+    "/fhir/Task/$delivery-status": ("get", "Task", {}, "Parameters"),
+}
+OPERATION_RESULTS: dict[str, Any] = {
+    "/fhir/Questionnaire/$populate": {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "response", "resource": _PREFILLED}],
+    },
+    "/fhir/Questionnaire/{resource_id}/$populate": {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "response", "resource": _PREFILLED}],
+    },
+    "/fhir/QuestionnaireResponse/{resource_id}/$suggest-referrals": {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "suggestion",
+                "part": [
+                    {"name": "service", "valueReference": {"reference": "HealthcareService/SERVICE_ID"}},
+                    {"name": "consentModel", "valueCode": "opt-in"},
+                ],
+            }
+        ],
+    },
+    "/fhir/Endpoint/{resource_id}/$rotate-secret": {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "secret", "valueString": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}],
+    },
+    "/fhir/Task/{resource_id}/$delivery-status": _DELIVERIES,
+    "/fhir/Task/$delivery-status": _DELIVERIES,
+}
+TOKEN_REQUEST: dict[str, str] = {
+    "grant_type": "client_credentials",
+    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    "client_assertion": "SIGNED_JWT",
+    "scope": "system/ServiceRequest.cruds system/Patient.cruds",
 }

@@ -22,9 +22,9 @@ from service.errors import TooManyRequests
 from service.settings import Settings
 from service.storage.database import Database
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["Authentication"])
 
-# A token request is a handful of short fields and one assertion (at most 16 KiB, see auth._compact).
+# A token request is a handful of short fields and one assertion (at most 8 KiB, see auth._compact).
 MAX_FORM_BYTES = 32 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
