@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -55,12 +56,15 @@ def test_a_retry_keeps_the_webhook_id_and_honours_retry_after(hub: Hub, settings
     with Receiver.start() as rx:
         endpoint = add_endpoint(hub.admin, hub.partner.organization_id, "webhook", rx.url("/hook"))
         secret = rotate_secret(hub.admin, endpoint)
-        rx.script(Reply(503, {"Retry-After": "0"}))
+        rx.script(Reply(503, {"Retry-After": "1"}))
         referral = refer_with_consent(hub)
+        failed_at = datetime.now(UTC)
         drain(hub.fhir.db, settings, delivery_backoff_seconds=0.01)
         [row] = rows(hub.fhir.db, referral.task["id"])
         assert (row.state, row.attempts, row.last_status) == ("pending", 1, 503)
-        time.sleep(0.1)  # the backoff (base 0.01 s) runs out
+        # The receiver's Retry-After (1 s) is a floor under the 10 ms backoff.
+        assert (row.due_at - failed_at).total_seconds() >= 1
+        time.sleep(max(0.0, (row.due_at - datetime.now(UTC)).total_seconds()) + 0.05)
         drain(hub.fhir.db, settings)
         first, second = rx.wait_for(2, timeout=5)
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
