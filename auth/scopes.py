@@ -10,6 +10,7 @@ backwards compatibility with v1).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 LETTERS = "cruds"
@@ -65,6 +66,27 @@ def parse_scope(token: str) -> Scope:
 def parse_scopes(text: str) -> list[Scope]:
     """Parse a space-separated scope string (RFC 6749 §3.3); raise ValueError on any malformed entry."""
     return [parse_scope(token) for token in text.split()]
+
+
+def supported(requested: str, resource_types: Collection[str]) -> str:
+    """The requested scopes this server could grant; the rest are dropped, not refused.
+
+    RFC 6749 §3.3 lets the server "fully or partially ignore the scope requested by the client":
+    clients add scopes a backend service cannot hold (fhirclient's ``launch/patient``, ``openid``,
+    ``patient/`` and ``user/`` scopes, v2 granular ``?param=`` scopes), and refusing the whole request
+    for them helps nobody. A scope naming a resource type the server does not serve is dropped too,
+    so a token never claims access to something that does not exist here. The token response
+    reports what was granted.
+    """
+    kept: list[Scope] = []
+    for token in requested.split():
+        try:
+            scope = parse_scope(token)
+        except ValueError:
+            continue
+        if scope.resource_type == WILDCARD or scope.resource_type in resource_types:
+            kept.append(scope)
+    return normalise(kept)
 
 
 def _intersect(a: Scope, b: Scope) -> Scope | None:

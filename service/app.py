@@ -12,14 +12,17 @@ from fastapi import Depends, FastAPI
 from service.api import (
     bundle_routes,
     delivery_routes,
+    docs_pages,
     errors,
     meta_routes,
+    openapi_doc,
     operation_routes,
     resource_routes,
     search_routes,
     token_routes,
 )
 from service.api.formats import check_format
+from service.api.slashes import StripTrailingSlash
 from service.api.token_cache import TokenCache
 from service.bootstrap import load_definitions
 from service.delivery.secrets import box_for
@@ -27,6 +30,8 @@ from service.delivery.worker import Worker
 from service.settings import Settings, get_settings
 from service.storage.database import Database
 from service.wiring import wire
+
+OPENAPI_URL = "/openapi.json"
 
 DESCRIPTION = """
 Wraparound is a FHIR R4 (4.0.1) hub through which London's HIV clinics send consent-based
@@ -69,7 +74,15 @@ def create_app(
         version=meta_routes.software_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        # WRAPAROUND_DOCS=0 turns /docs, /redoc and /openapi.json off; the pages are served
+        # from packaged assets (api/docs_pages.py), so FastAPI's CDN-backed ones are off.
+        openapi_url=OPENAPI_URL if settings.docs else None,
+        docs_url=None,
+        redoc_url=None,
+        # Trailing slashes are removed before routing (api/slashes.py), never redirected.
+        redirect_slashes=False,
     )
+    app.add_middleware(StripTrailingSlash)
     app.state.settings = settings
     app.state.database = db
     app.state.token_cache = TokenCache()
@@ -81,7 +94,12 @@ def create_app(
     app.include_router(bundle_routes.router, dependencies=fhir_deps)
     app.include_router(operation_routes.router, dependencies=fhir_deps)
     app.include_router(delivery_routes.router, dependencies=fhir_deps)
-    app.include_router(search_routes.router, dependencies=fhir_deps)
-    app.include_router(resource_routes.router, dependencies=fhir_deps)
+    # The generic /fhir/{resource_type} routes dispatch every type; the document describes each
+    # type as its own paths instead (api/openapi_doc.py): routing and description are separate.
+    app.include_router(search_routes.router, dependencies=fhir_deps, include_in_schema=False)
+    app.include_router(resource_routes.router, dependencies=fhir_deps, include_in_schema=False)
+    openapi_doc.install(app)
+    if settings.docs:
+        docs_pages.install(app, OPENAPI_URL)
     logging.getLogger("wraparound").setLevel(settings.log_level)
     return app

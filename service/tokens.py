@@ -22,13 +22,20 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from auth.assertion import DEFAULT_ALGS, AssertionRejected, ClientKeys, verify_client_assertion
+from auth.assertion import (
+    DEFAULT_ALGS,
+    MAX_ASSERTION_BYTES,
+    AssertionRejected,
+    ClientKeys,
+    verify_client_assertion,
+)
 from auth.client import ASSERTION_TYPE
 from auth.jwks_fetcher import JwksFetcher, JwksFetchError
-from auth.scopes import grant
+from auth.scopes import grant, supported
 from auth.tokens import new_access_token
 from service.access.caller import Caller
 from service.audit import record
+from service.rest import registry
 from service.settings import Settings
 from service.storage import tokens as storage
 
@@ -91,8 +98,11 @@ def allowed_algs(settings: Settings) -> frozenset[str]:
 
 def claimed_client_id(form: dict[str, str]) -> str | None:
     """The unverified ``iss`` of the assertion, for rate limiting and audit only; never trusted."""
-    parts = form.get("client_assertion", "").split(".")
-    if len(parts) != 3 or len(parts[1]) > 16 * 1024:
+    assertion = form.get("client_assertion", "")
+    if len(assertion) > MAX_ASSERTION_BYTES:  # refused unread (verify_client_assertion says why)
+        return None
+    parts = assertion.split(".")
+    if len(parts) != 3:
         return None
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
@@ -201,9 +211,20 @@ def issue_token(
             reason="client_id-mismatch",
             client=client,
         )
+    # Scopes this server cannot grant are dropped, not refused (RFC 6749 §3.3; auth.scopes.supported),
+    # and so are types it does not serve, on either side of the intersection.
+    wanted = supported(requested, registry.TYPES)
+    if not wanted:
+        raise OAuthError(
+            "invalid_scope",
+            "no requested scope is supported; request system/<Type>.<cruds> scopes",
+            reason="scope-malformed",
+            client=client,
+        )
     try:
-        granted = grant(requested, row.scopes)
+        granted = supported(grant(wanted, row.scopes), registry.TYPES)
     except ValueError as exc:
+        # The registration itself is malformed (an operator error): grant nothing.
         raise OAuthError(
             "invalid_scope", "scope is malformed", reason="scope-malformed", client=client
         ) from exc

@@ -23,7 +23,9 @@ from service.api.token_cache import TokenCache
 from service.audit import record
 from service.errors import Conflict, FhirError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from service.fhir.jsonbody import parse_json
+from service.rest import patch
 from service.rest.context import Context
+from service.rest.patch import PatchDocument
 from service.settings import Settings
 from service.storage.database import Database
 from service.storage.errors import is_contention
@@ -104,12 +106,22 @@ def _lookup_token(db: Database, token_hash: str) -> TokenInfo | None:
 
 async def json_body(request: Request) -> Any:
     """The parsed JSON body; 413 before parsing when too large, 415 for non-JSON."""
-    settings = settings_of(request)
     content_type = request.headers.get("content-type", "application/fhir+json").split(";")[0].strip().lower()
     if content_type not in ("application/fhir+json", "application/json", "application/json+fhir", ""):
         raise UnsupportedMediaType(
             f"Content-Type '{content_type}' is not supported; send application/fhir+json"
         )
+    return await _read_json(request)
+
+
+async def patch_body(request: Request) -> PatchDocument:
+    """A PATCH body: a JSON Patch (RFC 6902), or a JSON Merge Patch (fhirpy); 415 otherwise."""
+    content_type = patch.check_media(request.headers.get("content-type", ""))
+    return patch.document(content_type, await _read_json(request))
+
+
+async def _read_json(request: Request) -> Any:
+    settings = settings_of(request)
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Request
 
 from service.access.caller import Caller
 from service.api import examples
-from service.api.deps import get_caller, json_body, run
+from service.api.deps import get_caller, json_body, patch_body, run
 from service.api.responses import FhirResponse, respond
 from service.rest import conditional, history, interactions, registry
+from service.rest import patch as patching
+from service.rest.patch import PatchDocument
 
 ResourceType = Enum("ResourceType", {name: name for name in registry.TYPES}, type=str)  # type: ignore[misc]
 
@@ -93,8 +95,10 @@ def create(
     if_none_exist: IfNoneExist = None,
 ) -> FhirResponse:
     rtype = type_name(resource_type)
-    if if_none_exist:
-        result = run(request, caller, lambda ctx: conditional.create(ctx, rtype, body, if_none_exist))
+    # Search parameters on a create POST are its conditional criteria (ADR 0010).
+    criteria = conditional.query_criteria(list(request.query_params.multi_items()), if_none_exist)
+    if criteria:
+        result = run(request, caller, lambda ctx: conditional.create(ctx, rtype, body, criteria))
     else:
         result = run(request, caller, lambda ctx: interactions.create(ctx, rtype, body))
     return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
@@ -119,6 +123,36 @@ def update(
 ) -> FhirResponse:
     rtype = type_name(resource_type)
     result = run(request, caller, lambda ctx: interactions.update(ctx, rtype, resource_id, body, if_match))
+    return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
+
+
+@router.patch(
+    "/{resource_type}/{resource_id}",
+    summary="patch (JSON Patch, RFC 6902; If-Match for optimistic locking)",
+    response_class=FhirResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json-patch+json": {
+                    "schema": {"type": "array", "items": {"type": "object"}},
+                    "examples": examples.PATCH_EXAMPLES,
+                }
+            },
+        }
+    },
+)
+def patch(
+    request: Request,
+    caller: CallerDep,
+    resource_type: ResourceType,
+    resource_id: IdPath,
+    document: Annotated[PatchDocument, Depends(patch_body)],
+    prefer: Prefer = None,
+    if_match: IfMatch = None,
+) -> FhirResponse:
+    rtype = type_name(resource_type)
+    result = run(request, caller, lambda ctx: patching.patch(ctx, rtype, resource_id, document, if_match))
     return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
 
 

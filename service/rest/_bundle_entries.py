@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from service.errors import BadRequest, FhirError, Issue, PayloadTooLarge
+from service.rest.conditional import query_criteria
 from service.rest.context import Context
 
 MAX_ENTRIES = 1000
@@ -71,7 +72,7 @@ def parse_entry(ctx: Context, index: int, raw: Any) -> Entry | FhirError:
         return bad("every entry needs a request", ".request")
     method, url = request.get("method"), request.get("url")
     if method not in METHODS:
-        return bad("request.method must be GET, POST, PUT or DELETE", ".request.method")
+        return bad("request.method must be GET, HEAD, POST, PUT, PATCH or DELETE", ".request.method")
     if not isinstance(url, str) or not url.strip():
         return bad("request.url is required", ".request.url")
     url = url.strip()
@@ -80,16 +81,26 @@ def parse_entry(ctx: Context, index: int, raw: Any) -> Entry | FhirError:
             return bad("request.url must be relative to this server's base", ".request.url")
         url = url[len(ctx.base_url) + 1 :]
     resource = raw.get("resource")
-    if method in ("POST", "PUT") and not isinstance(resource, dict):
+    # A PATCH entry carries its patch document as a Binary (http://hl7.org/fhir/R4/http.html#transaction).
+    if method in ("POST", "PUT", "PATCH") and not isinstance(resource, dict):
         return bad(f"a {method} entry needs a resource", ".resource")
     full_url = raw.get("fullUrl")
+    if_none_exist = _text(request.get("ifNoneExist"))
+    if method == "POST" and "?" in url:
+        # Search parameters on a create are its conditional criteria, as on a plain POST (ADR 0010).
+        path, _, query = url.partition("?")
+        try:
+            if_none_exist = query_criteria(parse_qsl(query, keep_blank_values=True), if_none_exist)
+        except BadRequest as exc:
+            return bad(exc.diagnostics, ".request.url")
+        url = path
     return Entry(
         index,
         str(method),
         url.lstrip("/"),
         resource if isinstance(resource, dict) else None,
         full_url if isinstance(full_url, str) and full_url else None,
-        _text(request.get("ifNoneExist")),
+        if_none_exist,
         _text(request.get("ifMatch")),
     )
 

@@ -20,10 +20,9 @@ from service.errors import (
     FhirError,
     Issue,
     NotFound,
-    NotSupported,
     PreconditionFailed,
 )
-from service.rest import _bundle_refs, conditional, history, interactions
+from service.rest import _bundle_refs, conditional, history, interactions, patch
 from service.rest._bundle_entries import Entry, envelope, parse_entry
 from service.rest._bundle_response import response_entry
 from service.rest.context import Context
@@ -218,8 +217,9 @@ def _execute(ctx: Context, entry: Entry, resource_id: str | None = None) -> Resu
         return interactions.delete(ctx, rtype, path[1], entry.if_match)
     elif method == "DELETE" and len(path) == 1 and "?" in entry.url:
         return _conditional_delete(ctx, entry)
-    elif method == "PATCH":
-        raise NotSupported("PATCH is not supported in batch or transaction entries")
+    elif method == "PATCH" and len(path) == 2:
+        document = patch.from_binary(entry.resource)
+        return patch.patch(ctx, rtype, path[1], document, entry.if_match)
     raise BadRequest(
         f"{method} {'/'.join(path[:1])}... is not an interaction this server supports in a Bundle"
     )

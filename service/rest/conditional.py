@@ -10,7 +10,7 @@ organisations' records.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from service.access import policy
 from service.errors import BadRequest, PreconditionFailed
@@ -30,6 +30,26 @@ def _criteria(text: str) -> list[tuple[str, str]]:
 
 def _lock(ctx: Context, resource_type: str, params: list[tuple[str, str]]) -> None:
     locks.lock(ctx.conn, f"conditional:{resource_type}:{sorted(params)}")
+
+
+# Parameters that shape the response, never part of a condition (http.html#parameters).
+FORMAT_PARAMS = ("_format", "_pretty")
+
+
+def query_criteria(query: list[tuple[str, str]], if_none_exist: str | None) -> str | None:
+    """Conditional create criteria from a create POST's query string (ADR 0010), else the header.
+
+    fhirpy's ``get_or_create`` and ``create(identifier=...)`` send the criteria this way (as Aidbox
+    accepts them); ignoring them would silently make a duplicate.
+    """
+    params = [(k, v) for k, v in query if k not in FORMAT_PARAMS]
+    if not params:
+        return if_none_exist
+    if if_none_exist:
+        raise BadRequest(
+            "Conditional create criteria were sent both as If-None-Exist and in the URL; send them once"
+        )
+    return urlencode(params)
 
 
 def create(ctx: Context, resource_type: str, body: Any, if_none_exist: str) -> Result:
@@ -53,7 +73,7 @@ def update(
 ) -> Result:
     require_type(resource_type, "update")
     policy.authorize(ctx.caller, resource_type, "update")
-    params = [(k, v) for k, v in params if k not in ("_format", "_pretty")]
+    params = [(k, v) for k, v in params if k not in FORMAT_PARAMS]
     if not params:
         raise BadRequest(
             "A conditional update needs search criteria in the URL, e.g. ?identifier=system|value"

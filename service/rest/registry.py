@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ALL = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
+ALL = (
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
 READ_ONLY = ("read", "vread", "history-instance", "history-type", "search-type")
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth.scopes import Scope, grant, parse_scopes, permits
+from auth.scopes import Scope, grant, parse_scopes, permits, supported
 
 
 def test_parse_v2_scopes() -> None:
@@ -97,3 +97,10 @@ def test_permits() -> None:
 def test_permits_rejects_unknown_letter() -> None:
     with pytest.raises(ValueError, match="letter"):
         permits("system/*.cruds", "Task", "x")
+
+
+def test_supported_drops_what_cannot_be_granted() -> None:
+    types = {"Patient", "Task"}
+    requested = "launch/patient openid system/Foo.rs system/Task.sr system/Patient.read system/*.s"
+    assert supported(requested, types) == "system/Patient.rs system/*.s"
+    assert supported("openid patient/*.read", types) == ""
