@@ -20,12 +20,13 @@ from joserfc import jwt
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jws import JWSRegistry
 
-from auth._compact import MalformedJws, unverified_parts
+from auth._compact import MAX_ASSERTION_BYTES, MalformedJws, unverified_parts
 from auth._keys import ClientKeys, KeyProblem, select_key
 from auth.jwks_fetcher import JwksSource
 
 __all__ = [
     "DEFAULT_ALGS",
+    "MAX_ASSERTION_BYTES",
     "AssertionRejected",
     "ClientKeys",
     "JtiStore",
@@ -41,6 +42,7 @@ MAX_JTI_LENGTH = 255
 # reason -> the category a caller may see. Kept coarse so a failure does not coach an attacker.
 _CATEGORY = {
     "malformed": "malformed",
+    "too-large": "malformed",
     "alg-not-allowed": "header",
     "typ": "header",
     "alg-key-mismatch": "key",
@@ -127,7 +129,9 @@ def _check_times(claims: dict[str, Any], now: float, leeway: int) -> float:
         raise _reject("exp-missing")
     if exp + leeway < now:
         raise _reject("exp-past")
-    if exp > now + MAX_LIFETIME_SECONDS + leeway:
+    # The leeway forgives a clock that is behind, never a longer lifetime: exp is at most
+    # five minutes after now as this server sees it (SMART Backend Services; the contract).
+    if exp > now + MAX_LIFETIME_SECONDS:
         raise _reject("exp-too-far")
     nbf = _number(claims, "nbf")
     if nbf is not None and nbf > now + leeway:
@@ -164,6 +168,11 @@ def verify_client_assertion(
     """Authenticate a client by its signed assertion, or raise AssertionRejected."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    # Refused before any decoding: an oversized assertion costs nothing to turn away. The length
+    # in characters bounds the work of measuring it in bytes.
+    size = len(assertion)
+    if size > MAX_ASSERTION_BYTES or len(assertion.encode("utf-8", "surrogatepass")) > MAX_ASSERTION_BYTES:
+        raise _reject("too-large")
     try:
         header, unverified = unverified_parts(assertion)
     except MalformedJws as exc:

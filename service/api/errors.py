@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from service.api.responses import FhirResponse
 from service.errors import FhirError, Issue, operation_outcome
@@ -45,6 +46,18 @@ async def validation_error(_request: Request, exc: Exception) -> FhirResponse:
     )
 
 
+async def client_disconnected(request: Request, exc: Exception) -> FhirResponse:
+    # A client that goes away mid-body is the client's fault and routine on bad networks (or
+    # an attack): one line, no traceback, so it cannot flood the log. The path, not the query,
+    # which may carry identifiers. Nobody is left to read the response.
+    assert isinstance(exc, ClientDisconnect)
+    log.warning(
+        "client disconnected before the request body was read: %s %s", request.method, request.url.path
+    )
+    outcome = operation_outcome([Issue(code="incomplete", diagnostics="The request body was not completed")])
+    return FhirResponse(outcome, status_code=400)
+
+
 async def unexpected_error(_request: Request, exc: Exception) -> FhirResponse:
     # Log the type only: messages can carry request data (special-category data, tokens).
     log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
@@ -56,4 +69,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, fhir_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ClientDisconnect, client_disconnected)
     app.add_exception_handler(Exception, unexpected_error)

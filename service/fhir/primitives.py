@@ -12,7 +12,6 @@ has validated the structure, so it only looks at leaves.
 
 from __future__ import annotations
 
-import re
 import typing
 from decimal import Decimal
 from functools import lru_cache
@@ -21,6 +20,7 @@ from typing import Any
 from fhir_core.types import FhirBase
 
 from service.fhir.models import FHIRAbstractModel, model_class
+from service.fhir.strings import has_control_characters
 
 # (JSON path, OperationOutcome issue code, what is wrong): never the offending value,
 # which may be special-category data.
@@ -131,30 +131,34 @@ def _leaf(value: Any, spec: _Field, path: str) -> Problem | None:
     return None
 
 
-# Below U+0020 only tab, CR and LF are allowed in strings (http://hl7.org/fhir/R4/datatypes.html#string);
-# PostgreSQL's JSONB cannot even store U+0000.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
 def _shape_problems(resource: dict[str, Any]) -> list[Problem]:
-    """Empty objects, arrays and strings, and control characters, anywhere
-    (http://hl7.org/fhir/R4/json.html: "empty objects and arrays are not allowed")."""
+    """Empty objects, arrays and strings, nulls, and control characters, anywhere
+    (http://hl7.org/fhir/R4/json.html: "empty objects and arrays are not allowed", and
+    "null values are not allowed" except as the place-holders that line up a primitive
+    array with its ``_name`` twin of ids and extensions)."""
     problems: list[Problem] = []
-    stack: list[tuple[Any, str]] = [(resource, str(resource["resourceType"]))]
+    # (node, path, whether it is an array whose null items are place-holders)
+    stack: list[tuple[Any, str, bool]] = [(resource, str(resource["resourceType"]), False)]
     while stack:
-        node, path = stack.pop()
+        node, path, placeholders = stack.pop()
         if isinstance(node, dict):
             if not node:
                 problems.append((path, "value", "must not be an empty object"))
-            stack.extend((v, f"{path}.{k}") for k, v in node.items())
+            for k, v in node.items():
+                twin = k[1:] if k.startswith("_") else f"_{k}"
+                stack.append((v, f"{path}.{k}", isinstance(v, list) and twin in node))
         elif isinstance(node, list):
             if not node:
                 problems.append((path, "value", "must not be an empty array"))
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+            stack.extend(
+                (v, f"{path}[{i}]", False) for i, v in enumerate(node) if v is not None or not placeholders
+            )
+        elif node is None:
+            problems.append((path, "structure", "must not be null"))
         elif isinstance(node, str):
             if not node.strip():
                 problems.append((path, "value", "must not be empty or only whitespace"))
-            elif _CONTROL.search(node):
+            elif has_control_characters(node):
                 problems.append((path, "value", "must not contain control characters"))
     return problems
 

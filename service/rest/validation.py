@@ -12,8 +12,11 @@ from typing import Any
 
 from service.errors import BadRequest, Issue, Unprocessable
 from service.fhir.models import ValidationError, validate
+from service.fhir.modifiers import unknown_modifier_extensions
+from service.fhir.narrative import narrative_problems
 from service.fhir.primitives import primitive_problems
 from service.rest.context import Context
+from service.rest.security_labels import unrestricted_label_issues
 from service.storage.resources import Stored
 
 # A business-rule step: (context, new content, previous version or None) -> issues.
@@ -100,11 +103,32 @@ def _issue_from_pydantic(resource_type: str, err: Any) -> Issue:
     return Issue(code=code, diagnostics=f"{path}: {msg}", expression=(path,))
 
 
+def content_issues(resource: dict[str, Any]) -> list[Issue]:
+    """Valid JSON the hub still refuses (422): narrative markup that is not inert XHTML
+    (http://hl7.org/fhir/R4/narrative.html#xhtml), modifier extensions it does not
+    understand (http://hl7.org/fhir/R4/extensibility.html#modifierExtension) and clinical
+    records labelled unrestricted (service.rest.security_labels)."""
+    issues = [
+        Issue(code="invariant", diagnostics=f"{path}: {message}", expression=(path,))
+        for path, message in narrative_problems(resource)
+    ]
+    issues.extend(
+        Issue(
+            code="not-supported",
+            diagnostics=f"{path}: a modifier extension this server does not understand; it must reject it",
+            expression=(path,),
+        )
+        for path in unknown_modifier_extensions(resource)
+    )
+    issues.extend(unrestricted_label_issues(resource))
+    return issues
+
+
 def validate_write(ctx: Context, resource_type: str, resource: dict[str, Any], old: Stored | None) -> None:
     issues = structural_issues(resource)
     if issues:
         raise BadRequest(f"{resource_type} is not valid FHIR R4", issues=issues)
-    issues = []
+    issues = content_issues(resource)
     for step in rules_for(resource_type):
         issues.extend(step(ctx, resource, old))
     errors = [i for i in issues if i.severity in ("error", "fatal")]

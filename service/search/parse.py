@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import cast
 
 from service.errors import BadRequest, Issue
+from service.fhir.strings import has_control_characters
 from service.search import _parse_values as pv
 from service.search._escape import split_unescaped
 from service.search._query import (
@@ -170,10 +171,22 @@ _CONTROLS = frozenset(
 )
 
 
+def _refuse_control_characters(key: str, raw: str) -> None:
+    # Search values are FHIR strings: no control characters but tab, CR and LF
+    # (http://hl7.org/fhir/R4/datatypes.html#string). Checked before anything else, so a NUL
+    # never reaches the database (a 500 on PostgreSQL, a silent match on SQLite). The value
+    # is never echoed; the name only when it is clean.
+    if has_control_characters(key):
+        raise _bad("?", "a search parameter name must not contain control characters")
+    if has_control_characters(raw):
+        raise _bad(key, "search values must not contain control characters (U+0000-U+001F)")
+
+
 def parse_search(resource_type: str, params: list[tuple[str, str]]) -> SearchQuery:
     query = SearchQuery(resource_type)
     defs = params_for(resource_type)
     for key, raw in params:
+        _refuse_control_characters(key, raw)
         name, _, modifier = key.partition(":")
         if name in _IGNORED:
             continue

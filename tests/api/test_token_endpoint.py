@@ -17,7 +17,7 @@ import pytest
 from httpx import Response
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from auth.client import ASSERTION_TYPE
 from auth.tokens import hash_token
@@ -25,7 +25,7 @@ from service.app import create_app
 from service.clients import register_client
 from service.settings import Settings
 from service.storage.database import Database
-from service.storage.tables import Resource
+from service.storage.tables import AccessToken, Resource
 from service.storage.tokens import find_token
 from tests.support.live import TEST_SECRET_KEY
 
@@ -227,6 +227,11 @@ def test_wrong_content_type_and_repeated_parameter(api: TestClient, rsa: RSAKey)
         ({"aud": "http://elsewhere.example/auth/token"}, "aud"),
         ({"exp": int(time.time()) - 600}, "exp-past"),
         ({"exp": int(time.time()) + 3600}, "exp-too-far"),
+        # The clock leeway forgives the past only: 5 minutes ahead is the horizon (issue 10).
+        ({"exp": int(time.time()) + 330}, "exp-too-far"),
+        ({"exp": int(time.time()) + 360}, "exp-too-far"),
+        # Over 8 KiB: refused on its size, before it is decoded.
+        ({"padding": "x" * 8192}, "too-large"),
     ],
 )
 def test_invalid_client_claims(api: TestClient, rsa: RSAKey, claims: dict[str, Any], reason: str) -> None:
@@ -238,6 +243,14 @@ def test_invalid_client_claims(api: TestClient, rsa: RSAKey, claims: dict[str, A
     [event] = _audits(api)
     assert event["outcomeDesc"].startswith(reason)
     assert event["agent"][0]["who"]["identifier"]["value"] == "unknown"
+    with _db(api).transaction(write=False) as conn:
+        assert conn.execute(select(func.count()).select_from(AccessToken)).scalar_one() == 0
+
+
+def test_exp_just_inside_five_minutes_is_accepted(api: TestClient, ec: ECKey) -> None:
+    client_id = _register(api, ec)
+    assertion = _assertion(ec, "ES384", client_id, exp=int(time.time()) + 295)
+    assert _post(api, _form(assertion)).status_code == 200
 
 
 def test_bad_signature(api: TestClient, rsa: RSAKey) -> None:

@@ -297,9 +297,30 @@ def test_exp_past(keys: Keys) -> None:
     rejected("exp-past", sign(keys.rsa, "RS384", body), static(keys))
 
 
-def test_exp_too_far(keys: Keys) -> None:
-    body = claims(exp=int((NOW + timedelta(minutes=6, seconds=1)).timestamp()))
+@pytest.mark.parametrize("ahead", [301, 330, 360, 361, 3600])
+def test_exp_too_far(keys: Keys, ahead: int) -> None:
+    # The 60 s leeway applies to the past only: five minutes ahead is the horizon.
+    body = claims(exp=int((NOW + timedelta(seconds=ahead)).timestamp()))
     rejected("exp-too-far", sign(keys.rsa, "RS384", body), static(keys))
+
+
+def test_exp_exactly_five_minutes_ahead_is_accepted(keys: Keys) -> None:
+    body = claims(exp=int((NOW + timedelta(seconds=300)).timestamp()))
+    assert verify(sign(keys.rsa, "RS384", body), static(keys)).jti == body["jti"]
+
+
+def test_assertion_over_8_kib_is_refused_before_parsing(keys: Keys) -> None:
+    # Not even base64: it must be turned away on its size alone.
+    rejected("too-large", "!" * (8 * 1024 + 1), static(keys))
+    padded = sign(keys.rsa, "RS384", claims(pad="x" * 8192))
+    assert len(padded) > 8 * 1024
+    rejected("too-large", padded, static(keys))
+
+
+def test_assertion_just_under_8_kib_is_verified(keys: Keys) -> None:
+    token = sign(keys.rsa, "RS384", claims(pad="x" * 5000))
+    assert len(token) <= 8 * 1024
+    assert verify(token, static(keys)).client_id == CLIENT
 
 
 def test_nbf_future(keys: Keys) -> None:

@@ -1,0 +1,35 @@
+"""Modifier extensions the hub understands: none.
+
+A modifierExtension changes the meaning of the element holding it, and "an application
+that does not understand it SHALL reject" the resource rather than process it as if
+it were absent (http://hl7.org/fhir/R4/extensibility.html#modifierExtension). Wraparound
+has no modifier extensions of its own, so every one, anywhere, is refused (422). To
+support one, add its URL here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+UNDERSTOOD: frozenset[str] = frozenset()
+
+
+def unknown_modifier_extensions(resource: dict[str, Any]) -> list[str]:
+    """The locations of modifier extensions the hub does not understand."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(resource, str(resource.get("resourceType", "Resource")))]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                where = f"{path}.{key}"
+                if key == "modifierExtension" and isinstance(value, list):
+                    found.extend(
+                        f"{where}[{i}]"
+                        for i, ext in enumerate(value)
+                        if not (isinstance(ext, dict) and ext.get("url") in UNDERSTOOD)
+                    )
+                stack.append((value, where))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    return sorted(found)
