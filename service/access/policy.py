@@ -81,6 +81,13 @@ def may_write_type(caller: Caller, resource_type: str, interaction: str) -> bool
     return resource_type == "Task" and interaction == "update"
 
 
+def may_search(caller: Caller, resource_type: str) -> bool:
+    """What a direct search of the type would allow (scope letter ``s`` and the role): resources that
+    arrive through ``_include``/``_revinclude`` must pass it too, or a narrow token reads other types."""
+    scoped = permits(caller.scopes, resource_type, LETTER["search-type"])
+    return scoped and may_read_type(caller, resource_type)
+
+
 def authorize(caller: Caller, resource_type: str, interaction: str) -> None:
     """Scope first, then role. Raises Forbidden (403)."""
     require_scope(caller, resource_type, interaction)

@@ -27,18 +27,28 @@ def token_url(request: Request) -> str:
     return settings_of(request).fhir_base().removesuffix("/fhir") + "/auth/token"
 
 
+# The two public discovery documents only; everything else answers without CORS headers.
+PUBLIC_CORS = {"Access-Control-Allow-Origin": "*"}
+
+
 @router.get(
     "/fhir/metadata", tags=["Conformance"], summary="CapabilityStatement", response_class=FhirResponse
 )
 def metadata(request: Request) -> FhirResponse:
     return FhirResponse(
-        capability_statement(settings_of(request).fhir_base(), token_url(request), software_version())
+        capability_statement(settings_of(request).fhir_base(), token_url(request), software_version()),
+        headers=PUBLIC_CORS,
     )
 
 
 @router.get("/fhir/.well-known/smart-configuration", tags=["Authentication"], summary="SMART configuration")
-def smart_configuration(request: Request) -> dict[str, Any]:
-    # SMART App Launch 2.x, conformance/#using-well-known; Backend Services capabilities.
+def smart_configuration(request: Request) -> JSONResponse:
+    # SMART App Launch 2.x, conformance/#using-well-known; Backend Services capabilities. Public, so
+    # browsers' discovery (and Inferno) may read it cross-origin; nothing else carries CORS.
+    return JSONResponse(_smart_document(request), headers=PUBLIC_CORS)
+
+
+def _smart_document(request: Request) -> dict[str, Any]:
     return {
         "token_endpoint": token_url(request),
         "grant_types_supported": ["client_credentials"],

@@ -68,6 +68,10 @@ def capability_statement(base_url: str, token_url: str, software_version: str) -
         }
         if info.documentation:
             entry["documentation"] = info.documentation
+        # FHIR JSON forbids empty arrays (R4 json.html): a type with no includes simply has none.
+        for key in ("searchInclude", "searchRevInclude"):
+            if not entry[key]:
+                del entry[key]
         ops = [{"name": n, "definition": d} for t, n, d in OPERATIONS if t == name]
         if ops:
             entry["operation"] = ops

@@ -94,8 +94,10 @@ def _includes(ctx: Context, query: SearchQuery, matches: list[Stored]) -> list[S
                 continue
             targets = [(s.resource_type, s.id) for s in frontier]
             found.extend(search_sql.referencing(ctx.conn, rev.source_type, rev.param, targets))
+        # The same scope, role and visibility checks as a direct search of each included type.
+        allowed = [s for s in found if policy.may_search(ctx.caller, s.resource_type)]
         fresh = []
-        for s in filter_visible(ctx.conn, ctx.caller, found):
+        for s in filter_visible(ctx.conn, ctx.caller, allowed):
             if (s.resource_type, s.id) not in seen:
                 seen.add((s.resource_type, s.id))
                 fresh.append(s)
