@@ -122,3 +122,10 @@ class BusinessRuleViolation(Unprocessable):
 class TooManyRequests(FhirError):
     status = 429
     code = "throttled"
+
+
+class ServiceUnavailable(FhirError):
+    """The hub cannot reach its database right now: the client may retry (with ``Retry-After``)."""
+
+    status = 503
+    code = "transient"

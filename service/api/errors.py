@@ -6,11 +6,12 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from service.api.responses import FhirResponse
-from service.errors import FhirError, Issue, operation_outcome
+from service.errors import FhirError, Issue, ServiceUnavailable, operation_outcome
 
 log = logging.getLogger("wraparound.api")
 
@@ -58,6 +59,17 @@ async def client_disconnected(request: Request, exc: Exception) -> FhirResponse:
     return FhirResponse(outcome, status_code=400)
 
 
+async def database_unavailable(request: Request, exc: Exception) -> FhirResponse:
+    # A database outage (PostgreSQL restarting, the network to it cut) is not the client's fault and
+    # not a bug: 503 with Retry-After, so integrations back off and retry; the pool reconnects by itself.
+    # One line, type only (the message can carry the URL or SQL).
+    log.warning("database unavailable: %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    error = ServiceUnavailable(
+        "The hub's database is unavailable; retry the request later", headers={"Retry-After": "5"}
+    )
+    return FhirResponse(error.outcome(), status_code=error.status, headers=error.headers)
+
+
 async def unexpected_error(_request: Request, exc: Exception) -> FhirResponse:
     # Log the type only: messages can carry request data (special-category data, tokens).
     log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
@@ -70,4 +82,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ClientDisconnect, client_disconnected)
+    app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(InterfaceError, database_unavailable)
     app.add_exception_handler(Exception, unexpected_error)
