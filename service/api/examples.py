@@ -416,7 +416,7 @@ OPERATION_RESULTS: dict[str, Any] = {
     },
     "/fhir/Endpoint/{resource_id}/$rotate-secret": {
         "resourceType": "Parameters",
-        "parameter": [{"name": "secret", "valueString": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}],
+        "parameter": [{"name": "secret", "valueString": "whsec_<base64 of 32 random bytes, shown once>"}],
     },
     "/fhir/Task/{resource_id}/$delivery-status": _DELIVERIES,
     "/fhir/Task/$delivery-status": _DELIVERIES,
