@@ -96,7 +96,8 @@ def _prepare(
     task = ctx.store.current("Task", row.focus.split("/", 1)[1]) if row.focus.startswith("Task/") else None
     if task is None or task.deleted or task.content is None:
         return Prepared("cancelled", "the Task no longer exists")
-    endpoint = route.endpoint_for(ctx, task, row.organization_id)
+    request = payload.focus_request(ctx, task)
+    endpoint = route.endpoint_for(ctx, request, row.organization_id)
     if endpoint is None:
         return Prepared("pull", "no active Endpoint: the recipient pulls its Tasks")
     content = endpoint.content or {}
@@ -115,20 +116,18 @@ def _prepare(
             "dead", f"configuration unusable: {type(exc).__name__}", endpoint_id=endpoint.id, adapter=adapter
         )
     if row.kind in _PAYLOAD_KINDS:
-        contents = payload.referral_contents(ctx, task, row.organization_id)
+        contents = payload.referral_contents(ctx, task, request, row.organization_id)
         if contents.refused:
             return Prepared("cancelled", contents.refused, endpoint_id=endpoint.id, adapter=adapter)
     else:
         contents = payload.notice_contents(task)
     bundle = None
     if adapter.wants_bundle(config):
-        drop = frozenset(getattr(config, "drop_elements", None) or ())
         bundle = payload.transaction_bundle(
             contents,
             row.organization_id,
             hub_base=settings.fhir_base(),
             linked=row.kind in _PAYLOAD_KINDS or _received_referral(ctx, row),
-            drop=drop,
         )
     base = settings.fhir_base()
     delivery = Delivery(

@@ -62,10 +62,14 @@ def _get(ctx: Context, reference: str | None, types: tuple[str, ...]) -> Stored 
     return found if found is not None and not found.deleted and found.content is not None else None
 
 
-def referral_contents(ctx: Context, task: Stored, recipient_org: str) -> Contents:
+def focus_request(ctx: Context, task: Stored) -> Stored | None:
+    """The ServiceRequest a Task fulfils (its focus), if it still exists."""
+    return _get(ctx, reference_of((task.content or {}).get("focus")), ("ServiceRequest",))
+
+
+def referral_contents(ctx: Context, task: Stored, request: Stored | None, recipient_org: str) -> Contents:
     """The partner's referral: ServiceRequest, Patient, Consents and assessments it may read, and the Task."""
     content = task.content or {}
-    request = _get(ctx, reference_of(content.get("focus")), ("ServiceRequest",))
     if request is None:
         return Contents(refused="the referral no longer exists")
     if not access.has_access(ctx.conn, request.rid, recipient_org):
@@ -115,7 +119,6 @@ def transaction_bundle(
     *,
     hub_base: str,
     linked: bool,
-    drop: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The delivery as a transaction. ``linked``: the recipient already holds this referral's resources
     (it received the referral), so references to them are conditional references to its own copies;
@@ -141,10 +144,6 @@ def transaction_bundle(
         }
         if meta:
             resource["meta"] = meta
-        for element in drop:
-            rtype, _, name = element.partition(".")
-            if rtype == stored.resource_type:
-                resource.pop(name, None)
         resource = map_references(resource, rewrite)
         identifiers = [i for i in as_list(resource.get("identifier")) if i.get("system") != HUB_IDENTIFIER]
         mine = {"system": HUB_IDENTIFIER, "value": hub_ref}

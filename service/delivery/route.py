@@ -30,12 +30,8 @@ def _first_active_endpoint(ctx: Context, holder: Stored | None) -> Stored | None
     return None
 
 
-def _service_of(ctx: Context, task: Stored, recipient_org: str) -> Stored | None:
+def _service_of(ctx: Context, request: Stored | None, recipient_org: str) -> Stored | None:
     """The HealthcareService the referral names, when it belongs to the recipient."""
-    request_ref = reference_of((task.content or {}).get("focus"))
-    if not request_ref or not request_ref.startswith("ServiceRequest/"):
-        return None
-    request = ctx.store.current("ServiceRequest", request_ref.split("/", 1)[1])
     for performer in as_list((request.content or {}).get("performer") if request else None):
         reference = reference_of(performer)
         if reference and reference.startswith("HealthcareService/"):
@@ -46,9 +42,10 @@ def _service_of(ctx: Context, task: Stored, recipient_org: str) -> Stored | None
     return None
 
 
-def endpoint_for(ctx: Context, task: Stored, recipient_org: str) -> Stored | None:
-    """The recipient's active Endpoint for deliveries about ``task``; None: the recipient pulls."""
-    service = _service_of(ctx, task, recipient_org)
+def endpoint_for(ctx: Context, request: Stored | None, recipient_org: str) -> Stored | None:
+    """The recipient's active Endpoint for deliveries about a referral (its ServiceRequest, read once by
+    the caller); None: the recipient pulls."""
+    service = _service_of(ctx, request, recipient_org)
     # A worker prepares a batch in one transaction: look each service's and organisation's route up once.
     key = f"endpoint:{recipient_org}:{service.id if service else ''}"
     if key not in ctx.memo:
