@@ -49,6 +49,7 @@ from service.rest import interactions
 from service.rest.context import Context
 from service.search.extract import extract_index_rows
 from service.settings import Settings
+from service.storage import outbox as outbox_sql
 from service.storage import referrals as referral_sql
 from service.storage.database import Database
 from service.storage.outbox import ATTEMPT, OUTBOX
@@ -177,21 +178,7 @@ def _park(db: Database) -> None:
 def _queue(db: Database, ids: list[int], due: datetime) -> None:
     # As `deliveries retry` puts a row back: pending, a fresh attempt budget, no lease, a new fence.
     with db.transaction() as conn:
-        conn.execute(
-            update(OUTBOX)
-            .where(OUTBOX.c.id.in_(ids))
-            .values(
-                state="pending",
-                attempts=0,
-                due_at=due,
-                finished_at=None,
-                lease_owner=None,
-                lease_until=None,
-                last_status=None,
-                last_error=None,
-                fence=OUTBOX.c.fence + 1,
-            )
-        )
+        outbox_sql.requeue(conn, ids, due_at=due, from_states=("pending", *outbox_sql.FINAL_STATES))
 
 
 def _pending(db: Database) -> int:

@@ -13,7 +13,7 @@ Claims (docs/adr/0008-delivery.md):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -53,26 +53,9 @@ class OutboxRow:
 
 def _row(r: Any) -> OutboxRow:
     m = r._mapping
-    return OutboxRow(
-        id=m["id"],
-        kind=m["kind"],
-        organization_id=m["organization_id"],
-        focus=m["focus"],
-        payload=m["payload"],
-        state=m["state"],
-        attempts=m["attempts"],
-        created_at=m["created_at"],
-        due_at=m["due_at"],
-        message_id=m["message_id"] or f"msg_{m['id']}",
-        fence=m["fence"],
-        lease_owner=m["lease_owner"],
-        lease_until=m["lease_until"],
-        finished_at=m["finished_at"],
-        endpoint_id=m["endpoint_id"],
-        adapter=m["adapter"],
-        last_status=m["last_status"],
-        last_error=m["last_error"],
-    )
+    values = {f.name: m[f.name] for f in fields(OutboxRow)}
+    values["message_id"] = m["message_id"] or f"msg_{m['id']}"  # rows queued before migration 0005
+    return OutboxRow(**values)
 
 
 def claim(
@@ -241,22 +224,28 @@ def cancel_pending(
     return result.rowcount
 
 
-def replay(conn: Connection, row_id: int, *, now: datetime) -> bool:
-    """Put a dead letter back in the queue with a fresh attempt budget (its attempts stay recorded)."""
+def requeue(conn: Connection, ids: Iterable[int], *, due_at: datetime, from_states: Iterable[str]) -> int:
+    """Put finished rows back in the queue: pending, a fresh attempt budget (earlier attempts stay
+    recorded), no lease, a new fence so no old claim can settle them."""
     result = conn.execute(
         update(OUTBOX)
-        .where(OUTBOX.c.id == row_id, OUTBOX.c.state == "dead")
+        .where(OUTBOX.c.id.in_(list(ids)), OUTBOX.c.state.in_(list(from_states)))
         .values(
             state="pending",
             attempts=0,
-            due_at=now,
+            due_at=due_at,
             finished_at=None,
             lease_owner=None,
             lease_until=None,
             fence=OUTBOX.c.fence + 1,
         )
     )
-    return result.rowcount == 1
+    return result.rowcount
+
+
+def replay(conn: Connection, row_id: int, *, now: datetime) -> bool:
+    """Put a dead letter back in the queue (only dead letters replay)."""
+    return requeue(conn, [row_id], due_at=now, from_states=("dead",)) == 1
 
 
 def get(conn: Connection, row_id: int) -> OutboxRow | None:
