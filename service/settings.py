@@ -20,6 +20,24 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Bind address for `wraparound serve`.")
     port: int = Field(default=8000, description="Port for `wraparound serve`.")
+    workers: int = Field(
+        default=1, description="API processes `wraparound serve` runs (`--workers` overrides it)."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, description="Time a client has to send a request's line and headers (then 408, closed)."
+    )
+    body_timeout_seconds: float = Field(
+        default=20.0, description="Time a request body has to arrive, extended as it comes (then 408)."
+    )
+    body_min_bytes_per_second: int = Field(
+        default=500, description="Each this many body bytes received extend the body's time by a second."
+    )
+    body_max_seconds: float = Field(
+        default=120.0, description="Longest a request body may take however steadily it arrives."
+    )
+    max_connections: int = Field(
+        default=1000, description="Open connections per API process before requests get 503 (0: no cap)."
+    )
     max_body_bytes: int = Field(
         default=5 * 1024 * 1024, description="Largest request body accepted (413 above)."
     )
@@ -34,7 +52,9 @@ class Settings(BaseSettings):
         default=False,
         description="Allow JWKS and delivery URLs on loopback/private addresses (dev and tests).",
     )
-    rate_limit: str = Field(default="600/minute", description="Per-client API rate limit (limits syntax).")
+    rate_limit: str = Field(
+        default="600/minute", description="Per-client API rate limit, per API process: COUNT/UNIT."
+    )
     token_rate_limit: str = Field(default="60/minute", description="Per-client token endpoint rate limit.")
     log_level: str = Field(default="INFO", description="Logging level.")
     docs: bool = Field(
@@ -76,6 +96,16 @@ class Settings(BaseSettings):
     )
     collect_url: str | None = Field(
         default=None, description="Where people collect referrals (default BASE_URL/app/), named in emails."
+    )
+    web_session_idle_minutes: int = Field(
+        default=30, description="Web app: a session ends after this many minutes without a request."
+    )
+    web_session_max_hours: float = Field(
+        default=12.0, description="Web app: a session ends this many hours after sign-in, however busy."
+    )
+    first_contact_working_days: int = Field(
+        default=5,
+        description="Web app: working days (Mon-Fri) within which a partner first contacts the person.",
     )
     smtp_host: str | None = Field(default=None, description="SMTP relay for secure-email delivery.")
     smtp_port: int = Field(default=25, description="SMTP relay port.")

@@ -9,6 +9,7 @@ import typer
 from service.cli.clients import clients_app
 from service.cli.delivery import adapters_app, deliveries_app, endpoints_app, secrets_app, worker
 from service.cli.directory import demo, directory_app
+from service.cli.users import users_app
 from service.settings import get_settings
 
 app = typer.Typer(help="Wraparound FHIR referral hub.", no_args_is_help=True)
@@ -16,6 +17,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(directory_app, name="directory")
 app.add_typer(clients_app, name="clients")
+app.add_typer(users_app, name="users")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(endpoints_app, name="endpoints")
@@ -31,21 +33,37 @@ def serve(
     worker: bool = typer.Option(
         True,
         "--worker/--no-worker",
-        help="Run an in-process delivery worker (turn it off when `wraparound worker` runs separately).",
+        help="Run a delivery worker alongside (turn it off when `wraparound worker` runs separately).",
+    ),
+    workers: int = typer.Option(
+        None, "--workers", min=1, help="API processes (default WRAPAROUND_WORKERS or 1)."
     ),
 ) -> None:
-    """Run the FHIR API and, by default, a delivery worker in the same process."""
-    from service.app import create_app
-    from service.delivery.secrets import SecretKeyMissing
+    """Run the FHIR API and, by default, one delivery worker with it."""
+    from service.api.ratelimit import parse
+    from service.delivery.secrets import SecretKeyMissing, box_for
     from service.serving import run_server, settings_for
 
     settings = settings_for(host, port)
+    processes = workers or settings.workers
     try:
-        application = create_app(settings, worker=worker)
-    except SecretKeyMissing as exc:
+        box_for(settings)
+        parse(settings.rate_limit)
+        parse(settings.token_rate_limit)
+    except (SecretKeyMissing, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    run_server(application, settings)
+    if processes > 1:
+        from service.server.processes import run_workers
+
+        # One delivery worker, not one per API process: it runs in the supervising process.
+        where = "one, in the supervising process" if worker else "off (--no-worker)"
+        typer.echo(f"wraparound: {processes} API processes; delivery worker: {where}", err=True)
+        run_workers(settings, processes, delivery=worker)
+        return
+    from service.app import create_app
+
+    run_server(create_app(settings, worker=worker), settings)
 
 
 @db_app.command("upgrade")

@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from service.delivery.secrets import generate_key
+from service.serving import uvicorn_config
 from service.settings import Settings
 from service.storage.database import Database
 
@@ -44,7 +45,8 @@ class LiveServer:
             secret_key=TEST_SECRET_KEY,
         ).model_copy(update=overrides)
         app = create_app(settings, database=database, worker=worker)
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        # The production server configuration (serving.py): the bounded protocol, no access log.
+        config = uvicorn_config(app, settings, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
