@@ -11,7 +11,7 @@ POSTGRES_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TYPED := service auth adapters fhir_profiles tests bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-postgres lint typecheck importlint dbcheck openapi openapi-check bench bench-delivery check
+.PHONY: help install run test test-postgres lint typecheck importlint dbcheck openapi openapi-check schemathesis bench bench-delivery check
 
 help:
 	@echo "make run            run the service on http://127.0.0.1:8000 (SQLite wraparound.db by default)"
@@ -19,7 +19,8 @@ help:
 	@echo "make test-postgres  run the tests on $(POSTGRES_TEST_URL)"
 	@echo "make lint | typecheck | importlint | dbcheck | openapi-check   the CI checks"
 	@echo "make openapi        regenerate openapi/openapi.json after changing routes"
-	@echo "make bench          run the benchmarks in bench/ (make bench-delivery: the delivery worker)"
+	@echo "make bench          hub vs ceiling vs fhirstarter, both databases (BENCH_ARGS=\"--quick\" etc.;"
+	@echo "                    python bench/run.py --help); make bench-delivery: the delivery worker"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +59,10 @@ openapi: $(STAMP)
 
 openapi-check: $(STAMP)
 	$(BIN)/wraparound openapi --check
+
+# Schemathesis against the live hub, as a clinic and as a partner, bounded (~3 min; issue 10).
+schemathesis: $(STAMP)
+	$(BIN)/python tests/contract/run_schemathesis.py $(SCHEMATHESIS_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

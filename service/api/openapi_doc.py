@@ -6,22 +6,23 @@ works. So the generic routes are left out of the schema (``include_in_schema=Fal
 ``service/app.py``) and their paths are generated here from ``service.rest.registry`` (the
 interactions each type allows) and ``service.search.params`` (its search parameters), as the
 CapabilityStatement is. Routes with their own paths (operations, the token endpoint) come from
-FastAPI as usual and get their request bodies and examples added here.
+FastAPI as usual and get their request bodies, examples and responses completed here.
 
-Schemas are fhir.resources' ``model_json_schema()``, used whole. Measured (21 types plus Bundle,
-OperationOutcome and Parameters): the schemas are ~260 KB of a ~630 KB document (138 paths),
-because the models type nested elements loosely (``{}``) rather than expanding every datatype;
-the document is built once per process (~1 s) and served in ~20 ms after that. Swagger UI
-renders an operation's schema only when it is expanded, so that size is acceptable and nothing is
-trimmed beyond the library's private keywords
-(``element_property`` and the like); its ``enum_values`` become a real ``enum``. Error
-responses are shared through ``components/responses`` to keep the paths small.
+Schemas are fhir.resources' ``model_json_schema()`` corrected to FHIR JSON (``openapi_schemas``).
+Measured (21 types plus Bundle, OperationOutcome, Parameters and CapabilityStatement, 223
+operations): the schemas are ~240 KB of a ~1.4 MB document, most of the rest being each type's
+search parameters, listed for search, POST _search and conditional update; it is built once per
+process (~1 s). Swagger UI renders an operation only when it is expanded, so that size is acceptable.
+
+The document tells the truth, as schemathesis checks against the live server
+(``tests/contract/run_schemathesis.py``): each operation lists every status it really answers
+(errors as OperationOutcome, shared through ``components/responses``), and each path exactly the
+methods the hub serves there: ``api/methods.py`` answers 405 to any other, from ``path_methods``.
 """
 
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI
@@ -29,46 +30,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from service.api import examples, resource_routes
-from service.fhir.models import model_class
+from service.api import openapi_params as params
+from service.api.openapi_schemas import resource_schema
 from service.rest import registry
-from service.search.params import params_for
-from service.search.types import SearchParam
 
 FHIR_JSON = "application/fhir+json"
-_ID = {"type": "string", "pattern": r"^[A-Za-z0-9\-\.]{1,64}$"}
-_EXTRA_SCHEMAS = ("Bundle", "OperationOutcome", "Parameters")
-_PRIVATE_KEYWORDS = (
-    "element_property",
-    "element_required",
-    "summary_element_property",
-    "enum_reference_types",
-    "enum_values",
-    "one_of_many",
-    "one_of_many_required",
-    "union_mode",
-    "union_key",
-)
-
-# How each FHIR search parameter type is written (http://hl7.org/fhir/R4/search.html#ptypes).
-_TYPE_HELP = {
-    "token": "token: `system|code`, `code` or `system|`",
-    "string": "string: starts with, case- and accent-insensitive; `:exact`, `:contains`",
-    "date": "date: `YYYY[-MM[-DD[Thh:mm:ssZ]]]` with an optional prefix `eq ne gt lt ge le sa eb ap`",
-    "reference": "reference: `Type/id`",
-    "quantity": "quantity: `[prefix]number|system|code`",
-    "number": "number: with an optional prefix `eq ne gt lt ge le`",
-    "uri": "uri: exact match; `:below`, `:above`",
-    "composite": "composite: `value1$value2`",
-}
-_RESULT_PARAMS = (
-    ("_count", "integer", "Page size (http://hl7.org/fhir/R4/search.html#count)"),
-    ("_sort", "string", "Comma-separated parameter names, `-` for descending, e.g. `-_lastUpdated`"),
-    ("_include", "string", "e.g. `ServiceRequest:patient`: add the referenced resources"),
-    ("_revinclude", "string", "e.g. `Task:focus`: add resources that reference the matches"),
-    ("_total", "string", "`accurate` or `estimate` for an exact Bundle.total, `none` for none"),
-    ("_summary", "string", "`true`, `count`, `data` or `text`"),
-    ("_elements", "string", "Comma-separated element names to return"),
-)
+SECURITY: list[dict[str, list[str]]] = [{"SMART access token": []}]
+_EXTRA_SCHEMAS = ("Bundle", "OperationOutcome", "Parameters", "CapabilityStatement")
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 def install(app: FastAPI) -> None:
@@ -81,18 +50,8 @@ def install(app: FastAPI) -> None:
 
 
 def build(app: FastAPI) -> dict[str, Any]:
-    doc = get_openapi(
-        title=app.title,
-        version=app.version,
-        description=app.description,
-        routes=app.routes,
-    )
-    patch = _has_patch()
-    for name, info in registry.TYPES.items():
-        for path, item in _type_paths(name, info, patch).items():
-            doc["paths"].setdefault(path, {}).update(item)
-    _add_operation_bodies(doc["paths"])
-    _add_token_body(doc["paths"])
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    _describe(doc["paths"])
     components = doc.setdefault("components", {})
     components["schemas"] = {
         **components.get("schemas", {}),
@@ -107,6 +66,23 @@ def build(app: FastAPI) -> dict[str, Any]:
     return doc
 
 
+def path_methods(app: FastAPI) -> dict[str, frozenset[str]]:
+    """{path template: the HTTP methods the document gives it}, without building the schemas."""
+    paths = get_openapi(title=app.title, version=app.version, routes=app.routes)["paths"]
+    _describe(paths)
+    return {path: frozenset(m.upper() for m in item if m in _HTTP_METHODS) for path, item in paths.items()}
+
+
+def _describe(paths: dict[str, Any]) -> None:
+    patch = _has_patch()
+    for name, info in registry.TYPES.items():
+        for path, item in _type_paths(name, info, patch).items():
+            paths.setdefault(path, {}).update(item)
+    _add_operation_bodies(paths)
+    _add_token_body(paths)
+    _describe_routes(paths)
+
+
 def _has_patch() -> bool:
     # PATCH is documented only once its route exists. The generic routes live on
     # resource_routes' router (FastAPI keeps included routers unflattened in app.routes).
@@ -118,66 +94,41 @@ def _has_patch() -> bool:
     )
 
 
-# -- schemas -----------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=64)
-def _schema(name: str) -> dict[str, Any]:
-    schema = model_class(name).model_json_schema()
-    props = schema.setdefault("properties", {})
-    props.pop("resource_type", None)
-    props["resourceType"] = {"type": "string", "const": name, "description": "Always " + name}
-    schema["required"] = ["resourceType", *[r for r in schema.get("required", []) if r in props]]
-    # Responses may carry elements the models name differently (primitive extensions `_x`):
-    # a strict additionalProperties=false would call a valid resource wrong.
-    schema.pop("additionalProperties", None)
-    schema["properties"] = {k: _clean(v) for k, v in props.items()}
-    schema["title"] = name
-    return schema
-
-
-def resource_schema(name: str) -> dict[str, Any]:
-    return copy.deepcopy(_schema(name))
-
-
-def _clean(prop: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in prop.items() if k not in _PRIVATE_KEYWORDS}
-    enum = prop.get("enum_values")
-    if enum:
-        for branch in out.get("anyOf", []):
-            if branch.get("type") == "string":
-                branch["enum"] = list(enum)
-    return out
-
-
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-# -- per-type paths ----------------------------------------------------------------------------
+# -- responses ---------------------------------------------------------------------------------
 
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    # Shared through components/responses: the same OperationOutcome shapes on every path.
-    return {str(s): {"$ref": f"#/components/responses/Error{s}"} for s in statuses}
-
-
-def _error_responses() -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for status in (*_COMMON_ERRORS, 409, 410, 412, 413, 415, 422):
-        entry = copy.deepcopy(examples.ERROR_RESPONSES.get(status)) or {"description": _REASONS[status]}
-        entry.setdefault("content", {}).setdefault(FHIR_JSON, {})["schema"] = _ref("OperationOutcome")
-        out[f"Error{status}"] = entry
-    return out
-
-
+# Every authenticated FHIR interaction can answer these: a malformed query or header (400), no or
+# a bad token (401), a scope or role that does not allow it (403), an XML Accept or _format (415),
+# the client's rate limit (429, with Retry-After) and a database outage (503, with Retry-After).
+_ANY = (400, 401, 403, 415, 429, 503)
 _REASONS = {
     405: "Interaction not supported for this type",
     410: "Deleted",
     413: "Body too large",
-    415: "Only FHIR JSON is accepted",
+    415: "Only FHIR JSON is accepted (Content-Type, Accept, _format)",
+    429: "Rate limit reached: retry after the Retry-After seconds",
+    503: "The hub's database is unavailable: retry after the Retry-After seconds",
 }
-_COMMON_ERRORS = (400, 401, 403, 404)
+_ERROR_STATUSES = (400, 401, 403, 404, 405, 409, 410, 412, 413, 415, 422, 429, 503)
+
+
+def _errors(*extra: int) -> dict[str, Any]:
+    # Shared through components/responses: the same OperationOutcome shapes on every path.
+    return {str(s): {"$ref": f"#/components/responses/Error{s}"} for s in sorted({*_ANY, *extra})}
+
+
+def _error_responses() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status in _ERROR_STATUSES:
+        entry = copy.deepcopy(examples.ERROR_RESPONSES.get(status)) or {"description": _REASONS[status]}
+        entry.setdefault("content", {}).setdefault(FHIR_JSON, {})["schema"] = _ref("OperationOutcome")
+        if status in (429, 503):
+            entry["headers"] = {"Retry-After": {"description": "Seconds", "schema": {"type": "string"}}}
+        out[f"Error{status}"] = entry
+    return out
 
 
 def _ok(
@@ -194,54 +145,25 @@ def _ok(
     return {str(status): response}
 
 
-def _header(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
-        "description": description,
-        "schema": {"type": "string"},
-    }
+def _written(description: str, name: str, status: int = 200, **headers: str) -> dict[str, Any]:
+    """A write's result: the resource, or what ``Prefer: return=`` asked for (no body, an outcome)."""
+    response = _ok(description, name, status, {**params.VERSION_HEADERS, **headers})
+    content = response[str(status)]["content"][FHIR_JSON]
+    content["schema"] = {"anyOf": [_ref(name), _ref("OperationOutcome")]}
+    response[str(status)]["description"] += " (Prefer: return=minimal has no body)"
+    return response
 
 
-_PATH_ID = {"name": "id", "in": "path", "required": True, "description": "Logical id", "schema": _ID}
-_PATH_VID = {
-    "name": "vid",
-    "in": "path",
-    "required": True,
-    "description": "versionId",
-    "schema": {"type": "string"},
-}
-_PREFER = _header("Prefer", "return=minimal | representation | OperationOutcome")
-_IF_MATCH = _header("If-Match", 'W/"<versionId>" for optimistic locking (412 if it is not current)')
-_VERSION_HEADERS = {"ETag": 'W/"<versionId>"', "Last-Modified": "When this version was written"}
+# -- per-type paths ----------------------------------------------------------------------------
 
 
 def _op(name: str, summary: str, op_id: str, **rest: Any) -> dict[str, Any]:
-    return {"tags": [name], "summary": summary, "operationId": f"{op_id}_{name}", **rest}
-
-
-def search_parameters(name: str) -> list[dict[str, Any]]:
-    out = [_search_parameter(p) for _, p in sorted(params_for(name).items())]
-    out += [
-        {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": t}}
-        for n, t, d in _RESULT_PARAMS
-    ]
-    return out
-
-
-def _search_parameter(param: SearchParam) -> dict[str, Any]:
-    what = param.description or (f"`{param.expression}`" if param.expression else param.name)
-    targets = f" (to {', '.join(param.targets)})" if param.targets else ""
     return {
-        "name": param.name,
-        "in": "query",
-        "required": False,
-        "description": (
-            f"{what}{targets}. FHIR {_TYPE_HELP.get(param.type, param.type)}. Definition: {param.url}"
-        ),
-        "schema": {"type": "string"},
-        "x-fhir-type": param.type,
+        "tags": [name],
+        "summary": summary,
+        "operationId": f"{op_id}_{name}",
+        "security": SECURITY,
+        **rest,
     }
 
 
@@ -250,6 +172,30 @@ def _body(name: str, examples_: dict[str, Any], media: str = FHIR_JSON) -> dict[
     if examples_:
         content["examples"] = examples_
     return {"required": True, "content": {media: content}}
+
+
+# RFC 6902 §4: each operation has `op` and a JSON Pointer `path`; `value` for add, replace and
+# test, `from` for move and copy.
+_POINTER = {"type": "string", "pattern": "^(/[^/]*)*$"}
+
+
+def _patch_op(ops: list[str], *needs: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {"op": {"type": "string", "enum": ops}, "path": _POINTER}
+    properties |= {n: ({} if n == "value" else _POINTER) for n in needs}
+    return {"type": "object", "required": ["op", "path", *needs], "properties": properties}
+
+
+_JSON_PATCH = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "anyOf": [
+            _patch_op(["add", "replace", "test"], "value"),
+            _patch_op(["remove"]),
+            _patch_op(["move", "copy"], "from"),
+        ]
+    },
+}
 
 
 def _type_paths(name: str, info: registry.TypeInfo, patch: bool) -> dict[str, dict[str, Any]]:
@@ -262,23 +208,18 @@ def _type_paths(name: str, info: registry.TypeInfo, patch: bool) -> dict[str, di
             name,
             f"search {name}",
             "search",
-            parameters=search_parameters(name),
-            responses={**bundle, **_errors(*_COMMON_ERRORS)},
+            parameters=params.search_parameters(name),
+            responses={**bundle, **_errors()},
         )
-        form = {
-            "type": "object",
-            "properties": {
-                p["name"]: {"type": "string", "description": p["description"]}
-                for p in search_parameters(name)
-            },
-        }
         paths[f"{base}/_search"] = {
             "post": _op(
                 name,
                 f"search {name} (POST, form-encoded)",
                 "search_post",
-                requestBody={"content": {"application/x-www-form-urlencoded": {"schema": form}}},
-                responses={**bundle, **_errors(*_COMMON_ERRORS, 415)},
+                requestBody={
+                    "content": {"application/x-www-form-urlencoded": {"schema": params.search_form(name)}}
+                },
+                responses={**bundle, **_errors(413)},
             )
         }
     if "create" in can:
@@ -287,20 +228,25 @@ def _type_paths(name: str, info: registry.TypeInfo, patch: bool) -> dict[str, di
             f"create {name}",
             "create",
             description=examples.CREATE_NOTES.get(name, ""),
-            parameters=[
-                _PREFER,
-                _header("If-None-Exist", "Conditional create: a search query, e.g. identifier=sys|val"),
-            ],
+            parameters=[params.PREFER, params.IF_NONE_EXIST],
             requestBody=_body(name, examples.create_examples(name)),
             responses={
-                **_ok(
-                    "Created",
-                    name,
-                    201,
-                    headers={"Location": f"…/fhir/{name}/<id>/_history/1", **_VERSION_HEADERS},
-                ),
-                **_ok("Conditional create matched an existing resource", name),
-                **_errors(*_COMMON_ERRORS, 409, 413, 415, 422),
+                **_written("Created", name, 201, Location=f"…/fhir/{name}/<id>/_history/1"),
+                **_written("Conditional create matched an existing resource", name),
+                **_errors(404, 409, 412, 413, 422),
+            },
+        )
+    if "update" in can:
+        paths[base]["put"] = _op(
+            name,
+            f"conditional update {name} (by search, e.g. ?identifier=)",
+            "conditional_update",
+            parameters=[*params.search_parameters(name, criteria=True), params.PREFER, params.IF_MATCH],
+            requestBody=_body(name, {}),
+            responses={
+                **_written("Updated the one match", name),
+                **_written("Created (no match)", name, 201),
+                **_errors(404, 409, 410, 412, 413, 422),
             },
         )
     if "read" in can:
@@ -308,11 +254,11 @@ def _type_paths(name: str, info: registry.TypeInfo, patch: bool) -> dict[str, di
             name,
             f"read {name}",
             "read",
-            parameters=[_PATH_ID, _header("If-None-Match", 'W/"<versionId>": 304 if unchanged')],
+            parameters=[params.path_id(), params.IF_NONE_MATCH],
             responses={
-                **_ok(f"The current {name}", name, headers=_VERSION_HEADERS),
+                **_ok(f"The current {name}", name, headers=params.VERSION_HEADERS),
                 "304": {"description": "Not modified"},
-                **_errors(*_COMMON_ERRORS, 410),
+                **_errors(404, 410),
             },
         )
     if "update" in can:
@@ -320,12 +266,12 @@ def _type_paths(name: str, info: registry.TypeInfo, patch: bool) -> dict[str, di
             name,
             f"update {name}",
             "update",
-            parameters=[_PATH_ID, _PREFER, _IF_MATCH],
+            parameters=[params.path_id(), params.PREFER, params.IF_MATCH],
             requestBody=_body(name, examples.update_examples(name)),
             responses={
-                **_ok("Updated", name, headers=_VERSION_HEADERS),
-                **_ok("Created (directory and definition types only)", name, 201),
-                **_errors(*_COMMON_ERRORS, 409, 412, 413, 415, 422),
+                **_written("Updated", name),
+                **_written("Created (directory and definition types only)", name, 201),
+                **_errors(404, 409, 410, 412, 413, 422),
             },
         )
     if patch and "patch" in can:
@@ -333,35 +279,30 @@ def _type_paths(name: str, info: registry.TypeInfo, patch: bool) -> dict[str, di
             name,
             f"patch {name} (JSON Patch, RFC 6902)",
             "patch",
-            parameters=[_PATH_ID, _PREFER, _IF_MATCH],
+            parameters=[params.path_id(), params.PREFER, params.IF_MATCH],
             requestBody={
                 "required": True,
                 "content": {
                     "application/json-patch+json": {
-                        "schema": {"type": "array", "items": {"type": "object"}},
+                        "schema": _JSON_PATCH,
                         "examples": examples.PATCH_EXAMPLES,
                     }
                 },
             },
-            responses={
-                **_ok("Patched", name, headers=_VERSION_HEADERS),
-                **_errors(*_COMMON_ERRORS, 409, 412, 415, 422),
-            },
+            responses={**_written("Patched", name), **_errors(404, 409, 410, 412, 413, 422)},
         )
     if "delete" in can:
         paths[inst]["delete"] = _op(
             name,
             f"delete {name} (later reads answer 410)",
             "delete",
-            parameters=[_PATH_ID, _IF_MATCH],
-            responses={"204": {"description": "Deleted"}, **_errors(*_COMMON_ERRORS, 409, 412)},
+            parameters=[params.path_id(), params.IF_MATCH],
+            responses={"204": {"description": "Deleted"}, **_errors(404, 409, 412)},
         )
     history = _ok("A history Bundle", "Bundle")
     if "history-type" in can:
         paths[f"{base}/_history"] = {
-            "get": _op(
-                name, f"{name} history", "type_history", responses={**history, **_errors(*_COMMON_ERRORS)}
-            )
+            "get": _op(name, f"{name} history", "type_history", responses={**history, **_errors()})
         }
     if "history-instance" in can:
         paths[f"{inst}/_history"] = {
@@ -369,8 +310,8 @@ def _type_paths(name: str, info: registry.TypeInfo, patch: bool) -> dict[str, di
                 name,
                 f"history of one {name}",
                 "instance_history",
-                parameters=[_PATH_ID],
-                responses={**history, **_errors(*_COMMON_ERRORS)},
+                parameters=[params.path_id()],
+                responses={**history, **_errors(404)},
             )
         }
     if "vread" in can:
@@ -379,17 +320,17 @@ def _type_paths(name: str, info: registry.TypeInfo, patch: bool) -> dict[str, di
                 name,
                 f"vread {name}",
                 "vread",
-                parameters=[_PATH_ID, _PATH_VID],
+                parameters=[params.path_id(), params.PATH_VID],
                 responses={
-                    **_ok("That version", name, headers=_VERSION_HEADERS),
-                    **_errors(*_COMMON_ERRORS, 410),
+                    **_ok("That version", name, headers=params.VERSION_HEADERS),
+                    **_errors(404, 410),
                 },
             )
         }
     return {p: item for p, item in paths.items() if item}
 
 
-# -- operations and the token endpoint ---------------------------------------------------------
+# -- routes with their own paths ---------------------------------------------------------------
 
 
 def _add_operation_bodies(paths: dict[str, Any]) -> None:
@@ -405,6 +346,9 @@ def _add_operation_bodies(paths: dict[str, Any]) -> None:
             }
         ok = operation.setdefault("responses", {}).setdefault("200", {"description": "Successful Response"})
         ok["content"] = {FHIR_JSON: {"schema": _ref(response), "example": examples.OPERATION_RESULTS[path]}}
+        # The FastAPI routes list the router's example errors; these are every status they answer.
+        too_large = (413,) if "requestBody" in operation else ()
+        operation["responses"] = {"200": ok, **_errors(404, 409, 422, *too_large)}
 
 
 def _add_token_body(paths: dict[str, Any]) -> None:
@@ -425,3 +369,63 @@ def _add_token_body(paths: dict[str, Any]) -> None:
             }
         },
     }
+
+
+# OAuth answers (RFC 6749 §5.1, §5.2), not FHIR ones.
+_TOKEN = {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in", "scope"],
+    "properties": {
+        "access_token": {"type": "string"},
+        "token_type": {"type": "string", "enum": ["bearer"]},
+        "expires_in": {"type": "integer"},
+        "scope": {"type": "string"},
+    },
+}
+_OAUTH_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
+_STATUS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string"}, "detail": {"type": "string"}},
+}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _describe_routes(paths: dict[str, Any]) -> None:
+    """What FastAPI cannot see from the handlers: the schemas and the statuses they really answer."""
+    if metadata := paths.get("/fhir/metadata", {}).get("get"):
+        metadata["responses"] = {**_ok("The CapabilityStatement", "CapabilityStatement"), **_only(415)}
+    if smart := paths.get("/fhir/.well-known/smart-configuration", {}).get("get"):
+        document = {"type": "object", "required": ["token_endpoint"], "additionalProperties": True}
+        smart["responses"] = {"200": _json("SMART configuration", document), **_only(415)}
+    if ready := paths.get("/readyz", {}).get("get"):
+        ready["responses"] = {
+            "200": _json("Ready", _STATUS),
+            "503": _json("Database unreachable or migrations not current", _STATUS),
+        }
+    if token := paths.get("/auth/token", {}).get("post"):
+        oauth_error = _json("OAuth error (RFC 6749 §5.2)", _OAUTH_ERROR)
+        token["responses"] = {
+            "200": _json("An access token (RFC 6749 §5.1)", _TOKEN),
+            **{str(s): oauth_error for s in (400, 401, 429)},
+            # A database outage is answered as on the API, with an OperationOutcome.
+            **_only(503),
+        }
+    if batch := paths.get("/fhir", {}).get("post"):
+        batch["responses"] = {
+            **_ok("The batch-response or transaction-response Bundle", "Bundle"),
+            **_errors(404, 409, 412, 413, 422),
+        }
+        content = batch.setdefault("requestBody", {"required": True}).setdefault("content", {})
+        content.setdefault(FHIR_JSON, {})["schema"] = _ref("Bundle")
+
+
+def _only(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": f"#/components/responses/Error{s}"} for s in statuses}

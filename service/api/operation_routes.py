@@ -12,6 +12,7 @@ from service.api.deps import get_caller, json_body, run
 from service.api.responses import FhirResponse
 from service.assessment import operations as assessment_operations
 from service.assessment import populate as assessment_populate
+from service.errors import BadRequest, Issue
 
 router = APIRouter(prefix="/fhir", tags=["FHIR operations"], responses=examples.ERROR_RESPONSES)
 
@@ -20,10 +21,24 @@ IdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-\.]{1,64}$", description="Lo
 
 
 async def optional_body(request: Request) -> Any:
-    """The JSON body when there is one (operations may be invoked with an empty POST)."""
+    """The Parameters body when there is one (operations may be invoked with an empty POST)."""
     if request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers:
         return None
-    return await json_body(request)
+    body = await json_body(request)
+    # http://hl7.org/fhir/R4/operations.html#request: the input is a Parameters resource, whose
+    # `parameter` is an array of objects; checked here once, so no operation trips over another shape.
+    parameter = body.get("parameter", []) if isinstance(body, dict) else None
+    if (
+        not isinstance(body, dict)
+        or body.get("resourceType") != "Parameters"
+        or not isinstance(parameter, list)
+        or not all(isinstance(p, dict) for p in parameter)
+    ):
+        raise BadRequest(
+            "The request body must be a Parameters resource",
+            issues=[Issue(code="structure", diagnostics="expected a Parameters resource")],
+        )
+    return body
 
 
 @router.post(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from email.utils import format_datetime
 from typing import Any
 
 import orjson
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 
 from service.errors import Issue, operation_outcome
 from service.rest.prefer import return_preference
@@ -17,6 +19,19 @@ FHIR_JSON = "application/fhir+json"
 
 class FhirResponse(Response):
     media_type = FHIR_JSON
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, media_type, background)
+        if content is None and "content-type" in self.headers:
+            # No body (204, 304, Prefer: return=minimal), so no Content-Type claiming one.
+            del self.headers["content-type"]
 
     def render(self, content: Any) -> bytes:
         if content is None:

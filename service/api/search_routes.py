@@ -61,7 +61,9 @@ async def search_post(
     body = await request.body()
     if len(body) > settings_of(request).max_body_bytes:
         raise PayloadTooLarge("Search body too large")
-    params = list(request.query_params.multi_items()) + parse_qsl(body.decode("utf-8", "replace"))
+    # As on GET (Starlette keeps blank values): a parameter with no value is still a parameter.
+    form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    params = list(request.query_params.multi_items()) + form
     bundle = await run_in_threadpool(
         run,
         request,

@@ -89,7 +89,10 @@ def _bundle(
                 "url": f"{ctx.base_url}/{path}?{urlencode([*base_params, ('_offset', str(prev))])}",
             }
         )
-    return {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
+    # FHIR JSON has no empty arrays: an empty history has no `entry`.
+    return {"resourceType": "Bundle", "type": "history", "total": total, "link": links} | (
+        {"entry": entries} if entries else {}
+    )
 
 
 def instance(
