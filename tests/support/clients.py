@@ -27,6 +27,11 @@ def _key() -> ECKey:
     return _KEY_CACHE[0]
 
 
+def signing_jwk() -> dict[str, Any]:
+    """The registered clients' private key as a JWK, for a client that signs its own assertions."""
+    return dict(_key().as_dict(private=True))
+
+
 def assertion(client_id: str, token_url: str, key: ECKey | None = None, **claims: Any) -> str:
     return sign_client_assertion(client_id, token_url, key or _key(), **claims)
 
