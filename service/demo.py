@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +21,12 @@ from joserfc.jwk import ECKey
 from fhir_profiles import CONSENT_MODEL_URL, load_demo_directory
 from service.access.caller import SYSTEM
 from service.clients import register_client
+from service.delivery.secrets import SecretBox
 from service.directory import LoadReport, load_bundle
 from service.rest.context import Context
 from service.storage.database import Database
 from service.storage.resources import ResourceStore
+from service.web.accounts import Enrolment, save_user
 
 DEFAULT_KEYS_DIR = Path("demo-keys")
 ADMIN_CLIENT_ID = "demo-admin"
@@ -55,12 +58,26 @@ class DemoService:
     consent_model: str  # opt-in (the default) or opt-out
 
 
+@dataclass(frozen=True)
+class DemoPerson:
+    """A demo account for the web app (/app/): its password and second factor are new on every run."""
+
+    enrolment: Enrolment
+    password: str
+    organization_name: str
+
+    @property
+    def totp_secret(self) -> str:
+        return self.enrolment.otpauth_uri.split("secret=", 1)[1].split("&", 1)[0]
+
+
 @dataclass
 class DemoSetup:
     fhir_base: str
     directory: LoadReport
     clients: list[DemoClient] = field(default_factory=list)
     services: list[DemoService] = field(default_factory=list)
+    people: list[DemoPerson] = field(default_factory=list)
 
     @property
     def hub_url(self) -> str:
@@ -143,9 +160,15 @@ def _register(conn: Any, client: DemoClient, key: ECKey, now: datetime) -> None:
 
 
 def setup_demo(
-    db: Database, *, fhir_base: str, keys_dir: Path = DEFAULT_KEYS_DIR, now: datetime | None = None
+    db: Database,
+    *,
+    fhir_base: str,
+    keys_dir: Path = DEFAULT_KEYS_DIR,
+    now: datetime | None = None,
+    box: SecretBox | None = None,
 ) -> DemoSetup:
-    """Load the demo directory and (re)register the demo clients with new keys, in one transaction.
+    """Load the demo directory and (re)register the demo clients with new keys, in one transaction;
+    with ``box`` (which seals TOTP secrets) also one web app person at a partner and one at a clinic.
 
     The key files are written inside the transaction, so a failure to write them registers nothing."""
     now = now or datetime.now(UTC)
@@ -185,4 +208,38 @@ def setup_demo(
             key = _new_key(client.client_id, now)
             _register(conn, client, key, now)
             write_private_key(client.key_path, key)
+        if box is not None:
+            setup.people = [_person(conn, box, setup, role, now) for role in ("partner", "clinic")]
     return setup
+
+
+def _person(conn: Any, box: SecretBox, setup: DemoSetup, role: str, now: datetime) -> DemoPerson:
+    """The first demo organisation of the role gets ``demo.<role>@example.org``, a fresh random password."""
+    client = setup.clients_of(role)[0]
+    password = secrets.token_urlsafe(12)
+    enrolment = save_user(
+        conn,
+        box,
+        email=f"demo.{role}@example.org",
+        organization=f"Organization/{client.organization_id}",
+        role=role,
+        password=password,
+        now=now,
+    )
+    return DemoPerson(enrolment, password, client.organization_name)
+
+
+def people_text(setup: DemoSetup) -> str:
+    """How to sign in to the web app as each demo person (printed by ``wraparound demo``)."""
+    lines = [f"Web app for people: {setup.hub_url}/app/ (sign in with email, password and one-time code)"]
+    for person in setup.people:
+        lines += [
+            f"  {person.enrolment.role:<8} {person.organization_name}",
+            f"           email     {person.enrolment.email}",
+            f"           password  {person.password}",
+            f"           enrol an authenticator app with {person.enrolment.otpauth_uri}",
+            "           or print the current code: "
+            f"python -c \"import pyotp; print(pyotp.TOTP('{person.totp_secret}').now())\"",
+            f"           one-time recovery code: {person.enrolment.recovery_codes[0]}",
+        ]
+    return "\n".join(lines)

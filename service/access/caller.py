@@ -16,6 +16,9 @@ class Caller:
     scopes: str  # granted SMART scopes, space separated
     jti: str  # the access token's id, recorded in audit (never the token)
     source: str = ""  # network address of the request
+    # A person signed in to the web app (service/web/): their account's email. The client is then the
+    # web app itself, and audit names the person as the agent, for the organisation.
+    person: str = ""
 
     @property
     def organization_ref(self) -> str:

@@ -42,6 +42,7 @@ _REST = {
 }
 _INTERACTION = "http://hl7.org/fhir/restful-interaction"
 _DCM = "http://dicom.nema.org/resources/ontology/DCM"
+_USER_ID = "https://wraparound.org.uk/fhir/Id/user"
 
 
 def _outcome_code(status: int) -> str:
@@ -73,6 +74,10 @@ def build_event(
         "requestor": True,
         "role": [{"text": caller.role}],
     }
+    if caller.person:
+        # A person in the web app (service/web/): the agent is that user, at its organisation.
+        agent["who"]["identifier"] = {"system": _USER_ID, "value": caller.person}
+        agent["who"]["display"] = caller.person
     if caller.organization_id:
         agent["who"]["reference"] = (
             caller.organization_ref if caller.organization_id != "wraparound" else None

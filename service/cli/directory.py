@@ -84,7 +84,8 @@ def demo(
     """Start a ready-to-try hub: demo directory, demo clients with fresh keys, and a printed walkthrough."""
     from service.app import create_app
     from service.bootstrap import load_definitions
-    from service.demo import setup_demo
+    from service.delivery.secrets import box_for
+    from service.demo import people_text, setup_demo
     from service.demo_walkthrough import walkthrough
     from service.serving import run_server, settings_for
     from service.wiring import wire
@@ -96,7 +97,7 @@ def demo(
     try:
         db.upgrade()
         load_definitions(db)
-        setup = setup_demo(db, fhir_base=settings.fhir_base(), keys_dir=keys_dir)
+        setup = setup_demo(db, fhir_base=settings.fhir_base(), keys_dir=keys_dir, box=box_for(settings))
     except FhirError as exc:
         db.dispose()
         _fail(exc.diagnostics)
@@ -107,6 +108,7 @@ def demo(
         db.dispose()
         _fail(f"cannot write the demo keys in {keys_dir}: {exc.strerror or exc}")
     typer.echo(walkthrough(setup))
+    typer.echo(people_text(setup))
     application = create_app(settings, database=db, worker=True)  # as `wraparound serve` does
     try:
         run_server(application, settings)

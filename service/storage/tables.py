@@ -301,3 +301,58 @@ class AccessToken(SQLModel, table=True):
     scopes: str
     jti: str = Field(max_length=64)
     expires_at: datetime = Field(sa_column=_utc())
+
+
+# -- people who sign in to the web app (service/web/, docs/adr/0013-web-app.md) ------------------------
+
+
+class WebUser(SQLModel, table=True):
+    """A person at a partner or clinic. The password is an Argon2 hash; the TOTP secret is sealed
+    (Fernet, WRAPAROUND_SECRET_KEY) because the hub must read it back to check a code."""
+
+    __tablename__ = "web_user"
+    __table_args__ = (UniqueConstraint("email", name="uq_web_user_email"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    email: str = Field(max_length=320)  # lower-cased
+    organization_id: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=255)
+    totp_secret: str  # sealed
+    totp_last_step: int = 0  # the last time step accepted: a code signs in once (RFC 6238 section 5.2)
+    created_at: datetime = Field(sa_column=_utc())
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class WebRecoveryCode(SQLModel, table=True):
+    """One-time recovery codes (SHA-256 of a random code of about 59 bits), each deleted when used."""
+
+    __tablename__ = "web_recovery_code"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    code_hash: str = Field(primary_key=True, max_length=64)
+
+
+class WebSession(SQLModel, table=True):
+    """Server-side sessions: the cookie holds a random token, the row its SHA-256 (sign-out deletes it)."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_user", "user_id"),)
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=32)
+    created_at: datetime = Field(sa_column=_utc())
+    last_seen_at: datetime = Field(sa_column=_utc())
+    expires_at: datetime = Field(sa_column=_utc())  # the absolute timeout
+
+
+class WebSigninFailure(SQLModel, table=True):
+    """Failed sign-ins per email, kept for any email typed (an account or not), so a lockout says
+    nothing about whether an account exists."""
+
+    __tablename__ = "web_signin_failure"
+
+    email_hash: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    locked_until: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    updated_at: datetime = Field(sa_column=_utc())
