@@ -22,13 +22,16 @@ from service.api import (
     token_routes,
 )
 from service.api.formats import check_format
+from service.api.methods import MethodGuard
 from service.api.slashes import StripTrailingSlash
 from service.api.token_cache import TokenCache
+from service.audit.writer import AuditWriter
 from service.bootstrap import load_definitions
 from service.delivery.secrets import box_for
 from service.delivery.worker import Worker
 from service.settings import Settings, get_settings
 from service.storage.database import Database
+from service.web import app as web_app
 from service.wiring import wire
 
 OPENAPI_URL = "/openapi.json"
@@ -55,6 +58,8 @@ def create_app(
     db = database or Database(settings.database_url)
     # Refuses to build without WRAPAROUND_SECRET_KEY outside development mode (SecretKeyMissing).
     box = box_for(settings)
+    # One audit writer per process: read-only requests' AuditEvents are group-committed (ADR 0012).
+    audit = AuditWriter(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,6 +71,8 @@ def create_app(
         if running is not None:
             stop.set()
             await running
+        # Uvicorn has finished the in-flight requests by now; commit whatever audit is queued.
+        await asyncio.to_thread(audit.close, 30.0)
         if database is None:
             db.dispose()
 
@@ -82,10 +89,14 @@ def create_app(
         # Trailing slashes are removed before routing (api/slashes.py), never redirected.
         redirect_slashes=False,
     )
+    # 405 with Allow for a method a documented path does not serve (api/methods.py); inside the
+    # slash stripping, so it sees the path as routed.
+    app.add_middleware(MethodGuard, paths=lambda: openapi_doc.path_methods(app))
     app.add_middleware(StripTrailingSlash)
     app.state.settings = settings
     app.state.database = db
     app.state.token_cache = TokenCache()
+    app.state.audit_writer = audit
     app.state.secret_box = box
     errors.install(app)
     fhir_deps = [Depends(check_format)]
@@ -99,6 +110,8 @@ def create_app(
     app.include_router(search_routes.router, dependencies=fhir_deps, include_in_schema=False)
     app.include_router(resource_routes.router, dependencies=fhir_deps, include_in_schema=False)
     openapi_doc.install(app)
+    # The web app for people (/app/): its own mounted app, outside the OpenAPI document.
+    web_app.install(app, settings, db, box)
     if settings.docs:
         docs_pages.install(app, OPENAPI_URL)
     logging.getLogger("wraparound").setLevel(settings.log_level)

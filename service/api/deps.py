@@ -21,6 +21,7 @@ from service.access.caller import Caller, Role
 from service.api import ratelimit
 from service.api.token_cache import TokenCache
 from service.audit import record
+from service.audit.writer import AuditWriter
 from service.errors import Conflict, FhirError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from service.fhir.jsonbody import parse_json
 from service.rest import patch
@@ -137,19 +138,27 @@ async def _read_json(request: Request) -> Any:
 
 
 def run(request: Request, caller: Caller, work: Callable[[Context], T]) -> T:
-    """One transaction per request: run ``work`` and commit, or roll back and audit the failure."""
+    """One transaction per request: run ``work`` and commit, or roll back and audit the failure.
+
+    A read-only interaction (read, vread, search, history: GET, or POST ``_search``) runs in a
+    read transaction, which takes no write lock on SQLite and commits no data; its AuditEvents
+    then go to the process's audit writer, and the result is returned only once they are
+    committed (503 if they cannot be). A write records its audit in its own transaction.
+    """
     settings = settings_of(request)
     db = database_of(request)
+    read_only = _is_read_only(request)
     try:
         try:
-            with db.transaction(write=True) as conn:
+            with db.transaction(write=not read_only) as conn:
                 ctx = Context(
                     conn=conn,
                     caller=caller,
                     base_url=settings.fhir_base(),
                     allow_private_endpoints=settings.allow_private_endpoints,
+                    read_only=read_only,
                 )
-                return work(ctx)
+                result = work(ctx)
         except DBAPIError as exc:
             if not is_contention(exc):
                 raise
@@ -159,22 +168,37 @@ def run(request: Request, caller: Caller, work: Callable[[Context], T]) -> T:
                 headers={"Retry-After": "1"},
             ) from None
     except FhirError as exc:
-        _audit_failure(db, caller, request, exc.status, exc.diagnostics)
+        _audit_failure(request, caller, exc.status, exc.diagnostics)
         raise
+    # No response before its AuditEvent is durable: this waits for the batch's commit.
+    audit_writer_of(request).record(ctx.audit)
+    return result
 
 
-def _audit_failure(db: Database, caller: Caller, request: Request, status: int, description: str) -> None:
-    now = datetime.now(UTC)
+def audit_writer_of(request: Request) -> AuditWriter:
+    writer: AuditWriter = request.app.state.audit_writer
+    return writer
+
+
+def _is_read_only(request: Request) -> bool:
+    return request.method in ("GET", "HEAD") or (
+        request.method == "POST" and request.url.path.rstrip("/").endswith("/_search")
+    )
+
+
+def _audit_failure(request: Request, caller: Caller, status: int, description: str) -> None:
+    # A failed interaction wrote nothing (its transaction rolled back), so its event needs a
+    # commit of its own: the audit writer's, shared with other requests. If even that fails,
+    # the client gets 503 instead of the original error.
     event = record.build_event(
         caller=caller,
         action=_action_of(request),
-        now=now,
+        now=datetime.now(UTC),
         status=status,
         description=description,
         query=request.url.query or None,
     )
-    with db.transaction(write=True) as conn:
-        record.write_event(conn, event, now)
+    audit_writer_of(request).record([event])
 
 
 def _action_of(request: Request) -> str:

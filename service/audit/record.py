@@ -19,6 +19,7 @@ from service.access.caller import Caller
 from service.fhir.instant import fhir_instant
 from service.rest.context import Context
 from service.search.extract import extract_index_rows
+from service.search.types import IndexRow
 from service.storage.resources import ResourceStore, Stored
 
 ACTION = {
@@ -141,14 +142,19 @@ def build_event(
     return event
 
 
+def index_rows(event: dict[str, Any]) -> list[IndexRow]:
+    """The search index rows of an event (the AuditEvent search parameters)."""
+    return extract_index_rows(event)
+
+
 def write_event(conn: Connection, event: dict[str, Any], now: datetime) -> Stored:
-    return ResourceStore(conn).create("AuditEvent", event, extract_index_rows(event), now=now)
+    return ResourceStore(conn).create("AuditEvent", event, index_rows(event), now=now)
 
 
 def write_events(conn: Connection, events: Sequence[dict[str, Any]], now: datetime) -> list[Stored]:
     """Several events in one set of multi-row inserts (the delivery worker's group commit)."""
     return ResourceStore(conn).create_many(
-        "AuditEvent", [(event, extract_index_rows(event)) for event in events], now=now
+        "AuditEvent", [(event, index_rows(event)) for event in events], now=now
     )
 
 
@@ -161,7 +167,13 @@ def access(
     patients: Sequence[str] = (),
     status: int = 200,
 ) -> None:
-    """Record a successful interaction in the interaction's own transaction."""
+    """Record a successful interaction.
+
+    A write records it in its own transaction, so the change and its audit commit together.
+    A read-only interaction holds no write transaction: its event waits on the context until
+    the read transaction ends, then goes to the audit writer, and the response waits for that
+    commit (``service.audit.writer``, ADR 0012).
+    """
     event = build_event(
         caller=ctx.caller,
         action=action,
@@ -171,4 +183,7 @@ def access(
         query=query,
         patients=patients,
     )
-    write_event(ctx.conn, event, ctx.now)
+    if ctx.read_only:
+        ctx.audit.append(event)
+    else:
+        write_event(ctx.conn, event, ctx.now)

@@ -24,6 +24,11 @@ class Context:
     # Results a validation rule worked out that its after-write hook needs again (the
     # rule and the hook of one write run back to back in this transaction).
     memo: dict[str, Any] = field(default_factory=dict)
+    # A read-only interaction (read, vread, search, history) runs in a read transaction; its
+    # AuditEvents collect here and are committed by the audit writer before the response
+    # leaves (service.audit.writer, ADR 0012). A write records them in its own transaction.
+    read_only: bool = False
+    audit: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def instant(self) -> str:

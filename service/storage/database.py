@@ -19,6 +19,7 @@ class Database:
         # SQLite allows one writer; queueing writers on a process lock is fairer and far
         # cheaper than letting them spin in SQLite's busy handler (sleep-and-retry).
         self._sqlite_writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._postgres = self.engine.dialect.name == "postgresql"
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
@@ -30,6 +31,10 @@ class Database:
             with self.engine.connect() as conn:
                 if lock is not None:
                     conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                elif not write and self._postgres:
+                    # BEGIN READ ONLY: a write slipped into a read transaction fails loudly rather
+                    # than commit unserialised and unaudited. psycopg folds it into its BEGIN.
+                    conn = conn.execution_options(postgresql_readonly=True)
                 with conn.begin():
                     yield conn
         finally:

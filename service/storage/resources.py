@@ -86,8 +86,9 @@ def row_to_stored(r: Any) -> Stored:
 
 # Built once: building a Core statement per call costs more than executing it on SQLite.
 _INSERT_RESOURCE = insert(R).returning(R.c.rid)
-# executemany with RETURNING, rows back in parameter order (SQLAlchemy "insertmanyvalues").
-_INSERT_RESOURCES_ORDERED = insert(R).returning(R.c.rid, sort_by_parameter_order=True)
+# Multi-row INSERT ... VALUES ... RETURNING (SQLAlchemy "insertmanyvalues"), matched back by id:
+# asking for parameter order instead makes SQLAlchemy fall back to one INSERT per row on SQLite.
+_INSERT_RESOURCES = insert(R).returning(R.c.rid, R.c.id)
 _INSERT_HISTORY = insert(H)
 
 COLUMNS = (R.c.rid, R.c.resource_type, R.c.id, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
@@ -248,29 +249,28 @@ class ResourceStore:
         self, resource_type: str, items: Sequence[tuple[dict[str, Any], Iterable[IndexRow]]], *, now: datetime
     ) -> list[Stored]:
         """Create several resources of one type in a handful of statements (multi-row inserts), for the
-        hub's own bulk writes (a delivery worker's disclosure AuditEvents). Ids are always new."""
+        hub's own bulk writes (the audit writer's batches, a delivery worker's disclosure AuditEvents).
+        Ids are always new."""
         if not items:
             return []
         docs = [(new_id(), content, rows) for content, rows in items]
         stamped = [(rid_, _stamp(content, rid_, 1, now), rows) for rid_, content, rows in docs]
-        rids = (
-            self.conn.execute(
-                _INSERT_RESOURCES_ORDERED,
-                [
-                    {
-                        "resource_type": resource_type,
-                        "id": rid_,
-                        "version_id": 1,
-                        "last_updated": now,
-                        "deleted": False,
-                        "content": doc,
-                    }
-                    for rid_, doc, _ in stamped
-                ],
-            )
-            .scalars()
-            .all()
-        )
+        returned = self.conn.execute(
+            _INSERT_RESOURCES,
+            [
+                {
+                    "resource_type": resource_type,
+                    "id": rid_,
+                    "version_id": 1,
+                    "last_updated": now,
+                    "deleted": False,
+                    "content": doc,
+                }
+                for rid_, doc, _ in stamped
+            ],
+        ).all()
+        by_id = {row.id: row.rid for row in returned}
+        rids = [by_id[rid_] for rid_, _, _ in stamped]
         self.conn.execute(
             _INSERT_HISTORY,
             [

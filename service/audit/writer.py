@@ -1,0 +1,142 @@
+"""The audit writer: one per API process, committing the AuditEvents of many requests at once.
+
+The rule is unchanged: no response leaves before its AuditEvent is committed (ADR 0012). What
+changes is who commits it. A read-only interaction runs in a read transaction, then hands its
+events here and waits for the commit of the batch they went into. A single thread takes
+whatever is queued (up to ``max_batch`` requests), writes it as multi-row inserts in one write
+transaction and commits, then resolves every waiting request at once. There is no linger: an
+event that arrives alone is committed at once, and while one batch commits the next fills up,
+so under load one commit serves many requests (group commit, as in a database's own log).
+
+Requests run in Starlette's threadpool, so they wait on a ``concurrent.futures.Future``. If a
+batch fails, every request in it gets 503 (``ServiceUnavailable``, ``Retry-After``) and none of
+them sends its body. ``close`` drains what is queued before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service.audit.record import index_rows
+from service.errors import ServiceUnavailable
+from service.search.types import IndexRow
+from service.storage.database import Database
+from service.storage.resources import ResourceStore
+
+log = logging.getLogger("wraparound.audit")
+
+# A request gives up waiting after this long (the batch is then still in flight or stuck).
+WAIT_SECONDS = 30.0
+RETRY_AFTER = "1"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    events: list[tuple[dict[str, Any], list[IndexRow]]]
+    done: Future[None]
+
+
+class AuditWriter:
+    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def record(self, events: Sequence[dict[str, Any]], *, timeout: float = WAIT_SECONDS) -> None:
+        """Return once ``events`` are committed; ``ServiceUnavailable`` (503) if they were not."""
+        if not events:
+            return
+        try:
+            self.submit(events).result(timeout)
+        except FutureTimeout:
+            log.warning("audit batch not committed within %.0f s", timeout)
+            raise _unavailable() from None
+        except Exception as exc:
+            # Type only: a database error's message can carry SQL or connection details.
+            log.warning("audit batch not committed: %s", type(exc).__name__)
+            raise _unavailable() from None
+
+    def submit(self, events: Sequence[dict[str, Any]]) -> Future[None]:
+        """Queue ``events``; the future resolves when their batch commits (or fails)."""
+        # Index rows are worked out here, in the request's thread, so the writer only runs SQL.
+        pending = _Pending([(event, index_rows(event)) for event in events], Future())
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the audit writer is shut down")
+            if self._thread is None:
+                # Started on first use, in the process that serves (never inherited by a fork).
+                self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+                self._thread.start()
+            self._queue.put(pending)
+        return pending.done
+
+    def queued(self) -> int:
+        """Requests waiting for a batch to start (not those in the batch being committed)."""
+        return self._queue.qsize()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop taking events, commit everything already queued, and stop the thread."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stopping = [first], False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stopping:
+                return
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        now = datetime.now(UTC)
+        try:
+            with self._db.transaction(write=True) as conn:
+                ResourceStore(conn).create_many(
+                    "AuditEvent", [item for pending in batch for item in pending.events], now=now
+                )
+        except BaseException as exc:  # every waiter must hear of it, whatever it was
+            for pending in batch:
+                pending.done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for pending in batch:
+                pending.done.set_result(None)
+
+
+class WriterClosed(RuntimeError):
+    pass
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The access could not be recorded in the audit trail, so it was not answered; retry the request",
+        headers={"Retry-After": RETRY_AFTER},
+    )
