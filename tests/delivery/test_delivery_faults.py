@@ -330,8 +330,9 @@ def test_sigterm_finishes_or_releases_the_delivery_in_flight_and_exits_0(
         code, took = worker.terminate(timeout=DEADLINE_SECONDS + 10)
         received = rx.requests
     assert code == 0
-    # The drain waits the attempt deadline + 2 s at most; the rest is slack for a loaded machine.
-    assert took < DEADLINE_SECONDS + 2 + 3
+    # The drain waits the attempt deadline + 2 s at most; a worker that never drained would be killed at
+    # the terminate timeout instead. The generous slack is for a loaded CI machine (7 s seen at load 19).
+    assert took < DEADLINE_SECONDS + 2 + 8
     assert len(received) == 1  # nothing new was started after the signal
     row = referral_row(hub, referral.task["id"])
     assert (row.state, row.lease_until) == (state, None)

@@ -159,12 +159,15 @@ def test_a_custodian_deny_written_later_withdraws_the_referral(hub: Hub) -> None
 
 def test_writing_a_referral_again_rechecks_consent(hub: Hub) -> None:
     patient = hub.patient()
-    ends = (datetime.now(UTC) + timedelta(seconds=2)).isoformat(timespec="seconds").replace("+00:00", "Z")
-    hub.consent(patient, permit(hub.partner.org_ref, period={"end": ends}))
+    # The permit lapses a few seconds from now: long enough for the referral and one edit to be written
+    # inside it on a loaded machine, then the test waits until it has lapsed.
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
+    hub.consent(patient, permit(hub.partner.org_ref, period={"end": end.isoformat().replace("+00:00", "Z")}))
     request_id, _ = hub.referred(patient, hub.opt_in)
     request = ok(hub.clinic.get(f"/fhir/ServiceRequest/{request_id}"))
     ok(hub.clinic.put(f"/fhir/ServiceRequest/{request_id}", json={**request, "note": [{"text": "edit"}]}))
-    time.sleep(3.2)  # the permit's period has ended (the expiry sweep runs in the worker, not here)
+    # Past the end (the expiry sweep runs in the worker, not here).
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 1.2)
     request = ok(hub.clinic.get(f"/fhir/ServiceRequest/{request_id}"))
     response = hub.clinic.put(f"/fhir/ServiceRequest/{request_id}", json={**request, "note": [{"text": "x"}]})
     assert response.status_code == 422, response.text
