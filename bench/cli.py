@@ -1,6 +1,7 @@
-"""``python bench/run.py``: measure the hub on SQLite and/or PostgreSQL against the stack's ceiling.
+"""``python bench/run.py``: the hub on SQLite and/or PostgreSQL against the stack's ceiling and a peer.
 
-Benchmarks print figures; they never assert. See docs/PERFORMANCE.md for the method and results.
+The peer is fhirstarter (FastAPI + fhir.resources, no auth, no audit, no tenancy) in its own
+venv. Benchmarks print figures; they never assert. See docs/PERFORMANCE.md for the method.
 """
 
 from __future__ import annotations
@@ -9,31 +10,45 @@ import argparse
 import os
 import platform
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench import report, scenarios, seed, servers, world
-from bench.driver import Stats
-from bench.scenarios import Load
+from bench import inbox, peer_venv, pinning, report, scenarios, seed, servers, world
+from bench.scenarios import PEER_SCENARIOS, SCENARIOS, Load
 from service.storage.database import Database
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/bench"
+QUICK = {"duration": 2.0, "warmup": 0.5, "tasks": "2000"}
+DEFAULTS = {"duration": 10.0, "warmup": 1.0, "tasks": "10000,100000"}
 
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per scenario")
-    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each scenario")
-    parser.add_argument("--concurrency", type=int, default=32, help="concurrent connections")
-    parser.add_argument("--tasks", default="10000,100000", help="Task counts to seed for the inbox search")
+    parser.add_argument("--duration", type=float, help="measured seconds per scenario (default 10)")
+    parser.add_argument("--warmup", type=float, help="unmeasured seconds before each scenario (default 1)")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument(
+        "--tasks", help="Task counts to seed for the inbox search (default 10000,100000; add 1000000 for 1M)"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all)",
+    )
     parser.add_argument(
         "--postgres-url", default=POSTGRES_URL, help="database to drop and re-create for the run"
     )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 s scenarios, 2k Tasks")
+    parser.add_argument("--no-peer", action="store_true", help="skip the fhirstarter peer")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 2 s scenarios, 8 connections, 2k Tasks"
+        "--peer-venv", type=Path, default=peer_venv.default_location(), help="where the peer's venv lives"
+    )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin servers and driver to separate CPUs"
     )
     parser.add_argument(
         "--driver",
@@ -43,9 +58,24 @@ def _args() -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    if args.quick:
-        args.duration, args.warmup, args.concurrency, args.tasks = 2.0, 0.5, 8, "2000"
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.selected = parse_scenarios(args.scenarios, parser.error)
+    args.task_counts = sorted({int(t) for t in args.tasks.split(",") if t.strip()})
     return args
+
+
+def parse_scenarios(text: str, error: Any = None) -> frozenset[str]:
+    chosen = frozenset(s.strip() for s in text.split(",") if s.strip())
+    unknown = chosen - set(SCENARIOS)
+    if unknown or not chosen:
+        named = ", ".join(sorted(unknown)) or "(none given)"
+        message = f"--scenarios: unknown {named}; choose from {', '.join(SCENARIOS)}"
+        if error is None:
+            raise ValueError(message)
+        error(message)
+    return chosen
 
 
 def _fresh_postgres(url: str) -> str:
@@ -71,16 +101,33 @@ def _prepare(url: str) -> tuple[Database, world.Clients]:
     return db, clients
 
 
-def _run_database(label: str, url: str, load: Load, task_counts: list[int]) -> list[report.Row]:
+def _run_database(
+    label: str,
+    url: str,
+    args: argparse.Namespace,
+    load: Load,
+    pins: pinning.Pinning,
+    peer: Path | None,
+    tmp: Path,
+) -> list[report.Row]:
     print(f"\n== {label}: {url}", flush=True)
     db, clients = _prepare(url)
     rows: list[report.Row] = []
     seeded = 0
     try:
-        with servers.ceiling() as ceiling, servers.hub(url) as server:
-            hub = scenarios.prepare(server, ceiling, clients, label, load, report.print_line)
-            rows += scenarios.writes_and_reads(hub)
-            for count in task_counts:
+        with ExitStack() as stack:
+            ceiling = stack.enter_context(servers.ceiling(pins))
+            peer_server = (
+                stack.enter_context(servers.peer(peer, tmp / f"peer-{label}.db", pins)) if peer else None
+            )
+            server = stack.enter_context(servers.hub(url, pins))
+            hub = scenarios.prepare(
+                server, ceiling, peer_server, clients, label, load, report.print_line, report.print_ratios
+            )
+            rows += scenarios.writes_and_reads(hub, args.selected)
+            if "transaction" in args.selected:
+                rows += scenarios.transaction(hub)
+            for count in args.task_counts if "inbox" in args.selected else []:
                 took = seed.seed_tasks(db, count, start=seeded)
                 print(
                     f"seeded Tasks {seeded}..{count - 1} in {took:.1f} s "
@@ -88,7 +135,7 @@ def _run_database(label: str, url: str, load: Load, task_counts: list[int]) -> l
                     flush=True,
                 )
                 seeded = count
-                rows += scenarios.inbox(hub, count)
+                rows += inbox.run(hub, count)
     finally:
         db.dispose()
     return rows
@@ -107,50 +154,35 @@ def main() -> None:
     load = Load(
         duration=args.duration, concurrency=args.concurrency, warmup=args.warmup, raw=args.driver == "raw"
     )
-    task_counts = sorted(int(t) for t in args.tasks.split(",") if t.strip())
+    pins = pinning.apply(not args.no_pin)
     machine = _machine()
     print(f"machine: {machine}")
+    print(f"pinning: {pins.describe()}")
+    wanted = not args.no_peer and bool(args.selected & PEER_SCENARIOS)
+    peer = peer_venv.ensure(args.peer_venv) if wanted else None
+    versions = peer_venv.versions(peer) if peer else {}
+    no_peer = "none (--no-peer)" if args.no_peer else "not started (no selected scenario has one)"
+    print("peer: " + (", ".join(f"{k} {v}" for k, v in versions.items()) if peer else no_peer))
     print(
         f"load: {load.duration:g} s per scenario after {load.warmup:g} s warm-up, "
         f"{load.concurrency} connections, {args.driver} driver; "
-        "each hub figure is followed by its ceiling figure"
+        "each hub figure is followed by its ceiling figure and, where the peer has the scenario, the peer's"
     )
     rows: list[report.Row] = []
     with tempfile.TemporaryDirectory(prefix="wraparound-bench-") as tmp:
         if args.db in ("sqlite", "both"):
-            rows += _run_database("sqlite", f"sqlite:///{tmp}/bench.db", load, task_counts)
+            rows += _run_database("sqlite", f"sqlite:///{tmp}/bench.db", args, load, pins, peer, Path(tmp))
         if args.db in ("postgres", "both"):
-            rows += _run_database("postgresql", _fresh_postgres(args.postgres_url), load, task_counts)
-    print("\n" + report.table(rows))
+            url = _fresh_postgres(args.postgres_url)
+            rows += _run_database("postgresql", url, args, load, pins, peer, Path(tmp))
+    print(f"\n{pins.describe()}; {load.concurrency} connections, {load.duration:g} s per measurement\n")
+    print(report.table(rows))
     if args.json:
-        args.json.write_bytes(orjson.dumps(_as_json(machine, rows), option=orjson.OPT_INDENT_2))
-
-
-def _figures(stats: Stats) -> dict[str, Any]:
-    return {
-        "name": stats.name,
-        "throughput": stats.throughput,
-        "p50_ms": stats.percentile(50),
-        "p95_ms": stats.percentile(95),
-        "p99_ms": stats.percentile(99),
-        "requests": stats.requests,
-        "errors": stats.errors,
-        "server_cpu": stats.server_cpu,
-        "driver_cpu": stats.driver_cpu,
-        "load_average": stats.load_average,
-    }
-
-
-def _as_json(machine: str, rows: list[report.Row]) -> dict[str, Any]:
-    return {
-        "machine": machine,
-        "rows": [
-            {
-                "database": r.database,
-                "ratio": r.ratio,
-                **_figures(r.stats),
-                "ceiling": _figures(r.ceiling) if r.ceiling else None,
-            }
-            for r in rows
-        ],
-    }
+        document = {
+            "machine": machine,
+            "pinning": pins.describe(),
+            "load": {"duration": load.duration, "warmup": load.warmup, "concurrency": load.concurrency},
+            "peer": versions or None,
+            "rows": report.as_json(rows),
+        }
+        args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))

@@ -1,19 +1,18 @@
-"""The measured scenarios against a running hub, each paired with its ceiling measurement.
+"""The measured scenarios against a running hub, each paired with its ceiling and peer measurements.
 
-The ceiling server runs beside the hub and each hub figure is followed at once by the
-matching ceiling figure (same concurrency, same JSON), so both see the same machine: on a
-shared 2-core box, background load shifts absolute figures far more than it shifts ratios.
+The ceiling server and the fhirstarter peer run beside the hub, and each hub figure is followed
+at once by the matching ceiling figure (same concurrency, same JSON) and, where the peer has the
+scenario, the peer's, so all three see the same machine: on a shared 2-core box, background load
+shifts absolute figures far more than it shifts ratios.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -22,16 +21,21 @@ from bench.driver import MakeRequest, Stats, run_load
 from bench.report import Row, Target
 from bench.servers import Server
 
-INBOX_QUERY = urlencode({"owner": f"Organization/{world.PARTNER}", "status": "requested", "_count": "20"})
+# Issue 11's targets. The peer has no referral workflow, so its ServiceRequest create (a plain
+# store) is printed for scale but carries no peer target.
 TARGETS = {
-    "create Patient": Target(min_ratio=0.15),
+    "create Patient": Target(min_ratio=0.15, min_peer_ratio=3.0),
     "create ServiceRequest": Target(min_ratio=0.10),
-    "read Patient by id": Target(min_ratio=0.35),
+    "read Patient by id": Target(min_ratio=0.35, min_peer_ratio=3.0),
+    "referral transaction Bundle": Target(min_ratio=0.05),
 }
-INBOX_TARGET = Target(max_p95_ms=20.0)  # at 100k Tasks on PostgreSQL
+# Scenario names for --scenarios, and those the peer has.
+SCENARIOS = ("create-patient", "create-referral", "read-patient", "transaction", "inbox")
+PEER_SCENARIOS = frozenset({"create-patient", "create-referral", "read-patient"})
 Report = Callable[[Stats], None]
-SLOW_PROBE = 5.0  # seconds
-PROBE_TIMEOUT = 120.0
+ReportRow = Callable[[Row], None]
+FHIR_JSON = {"Content-Type": world.FHIR_JSON, "Accept": world.FHIR_JSON}
+SETUP_PATIENTS = 200
 
 
 @dataclass
@@ -43,12 +47,20 @@ class Load:
 
 
 @dataclass
+class Peer:
+    server: Server
+    patients: list[str]  # ids of Patients created on the peer
+
+
+@dataclass
 class Hub:
     server: Server
     ceiling: Server
+    peer: Peer | None
     database: str
     load: Load
     report: Report
+    report_row: ReportRow
     clinic: dict[str, str]  # request headers with the clinic's token
     partner: dict[str, str]
     patients: list[str]  # ids of Patients the clinic created
@@ -80,108 +92,145 @@ class Hub:
         *,
         concurrency: int,
         target: Target | None,
+        peer: tuple[str, MakeRequest] | None = None,
     ) -> Row:
+        """The hub, then the ceiling and (when given and running) the peer, back to back."""
         stats = self._run(name, self.server, headers, make, concurrency)
         ceiling_name, ceiling_make = ceiling
-        limit = self._run(
-            f"  ceiling: {ceiling_name}", self.ceiling, world.headers("unused"), ceiling_make, concurrency
-        )
-        return Row(self.database, stats, limit, target)
+        limit = self._run(f"  ceiling: {ceiling_name}", self.ceiling, FHIR_JSON, ceiling_make, concurrency)
+        peer_stats = None
+        if peer is not None and self.peer is not None:
+            peer_name, peer_make = peer
+            peer_stats = self._run(
+                f"  peer: {peer_name}", self.peer.server, FHIR_JSON, peer_make, concurrency
+            )
+        row = Row(self.database, stats, limit, target, peer_stats)
+        self.report_row(row)
+        return row
 
     def put_blob(self, name: str, document: dict[str, Any]) -> None:
         httpx.put(f"{self.ceiling.base_url}/blob/{name}", content=world.body(document)).raise_for_status()
 
 
+def _create_patients(
+    base_url: str, path: str, headers: dict[str, str], numbers: itertools.count[int]
+) -> list[str]:
+    ids = []
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+        for _ in range(SETUP_PATIENTS):
+            response = http.post(path, content=world.body(world.patient(next(numbers))))
+            if response.status_code not in (200, 201):
+                raise RuntimeError(
+                    f"setup: a Patient create at {base_url} answered {response.status_code}: "
+                    f"{response.text[:500]}"
+                )
+            ids.append(str(response.json()["id"]))
+    return ids
+
+
 def prepare(
-    server: Server, ceiling: Server, clients: world.Clients, database: str, load: Load, report: Report
+    server: Server,
+    ceiling: Server,
+    peer: Server | None,
+    clients: world.Clients,
+    database: str,
+    load: Load,
+    report: Report,
+    report_row: ReportRow,
 ) -> Hub:
     clinic = world.headers(clients.token(server.base_url, "bench-clinic-client"))
     partner = world.headers(clients.token(server.base_url, "bench-partner-client"))
     numbers = itertools.count(1)
-    ids = []
-    with httpx.Client(base_url=server.base_url, headers=clinic, timeout=30) as http:
-        for _ in range(200):
-            response = http.post("/fhir/Patient", content=world.body(world.patient(next(numbers))))
-            if response.status_code != 201:
-                raise RuntimeError(
-                    f"setup: a Patient create answered {response.status_code}: {response.text[:500]}"
-                )
-            ids.append(str(response.json()["id"]))
-    return Hub(server, ceiling, database, load, report, clinic, partner, ids, numbers)
+    ids = _create_patients(server.base_url, "/fhir/Patient", clinic, numbers)
+    # The peer answers a create with 200 (fhirstarter returns the resource without its 201).
+    peer_side = Peer(peer, _create_patients(peer.base_url, "/Patient", FHIR_JSON, numbers)) if peer else None
+    return Hub(server, ceiling, peer_side, database, load, report, report_row, clinic, partner, ids, numbers)
 
 
-def writes_and_reads(hub: Hub) -> list[Row]:
+def writes_and_reads(hub: Hub, selected: frozenset[str]) -> list[Row]:
     pats, numbers, c = hub.patients, hub.numbers, hub.load.concurrency
-    rows = [
-        hub.pair(
-            "create Patient",
-            hub.clinic,
-            lambda _i: ("POST", "/fhir/Patient", world.body(world.patient(next(numbers)))),
-            ("POST echo Patient", lambda i: ("POST", "/echo", world.body(world.patient(i)))),
-            concurrency=c,
-            target=TARGETS["create Patient"],
+    rows = []
+    if "create-patient" in selected:
+        rows.append(
+            hub.pair(
+                "create Patient",
+                hub.clinic,
+                lambda _i: ("POST", "/fhir/Patient", world.body(world.patient(next(numbers)))),
+                ("POST echo Patient", lambda i: ("POST", "/echo", world.body(world.patient(i)))),
+                concurrency=c,
+                target=TARGETS["create Patient"],
+                peer=(
+                    "POST Patient",
+                    lambda _i: ("POST", "/Patient", world.body(world.patient(next(numbers)))),
+                ),
+            )
         )
-    ]
 
     def referral(n: int) -> dict[str, Any]:
         return world.service_request(n, pats[n % len(pats)])
 
-    rows.append(
-        hub.pair(
-            "create ServiceRequest",
-            hub.clinic,
-            lambda _i: ("POST", "/fhir/ServiceRequest", world.body(referral(next(numbers)))),
-            ("POST echo ServiceRequest", lambda i: ("POST", "/echo", world.body(referral(i)))),
-            concurrency=c,
-            target=TARGETS["create ServiceRequest"],
+    if "create-referral" in selected:
+        rows.append(
+            hub.pair(
+                "create ServiceRequest",
+                hub.clinic,
+                lambda _i: ("POST", "/fhir/ServiceRequest", world.body(referral(next(numbers)))),
+                ("POST echo ServiceRequest", lambda i: ("POST", "/echo", world.body(referral(i)))),
+                concurrency=c,
+                target=TARGETS["create ServiceRequest"],
+                peer=(
+                    "POST ServiceRequest (plain store)",
+                    lambda i: ("POST", "/ServiceRequest", world.body(referral(i))),
+                ),
+            )
         )
-    )
-    response = httpx.get(f"{hub.server.base_url}/fhir/Patient/{pats[0]}", headers=hub.clinic, timeout=30)
-    response.raise_for_status()
-    hub.put_blob("patient", response.json())
-    rows.append(
-        hub.pair(
-            "read Patient by id",
-            hub.clinic,
-            lambda i: ("GET", f"/fhir/Patient/{pats[i % len(pats)]}", None),
-            ("GET Patient blob", lambda _i: ("GET", "/blob/patient", None)),
-            concurrency=c,
-            target=TARGETS["read Patient by id"],
+    if "read-patient" in selected:
+        response = httpx.get(f"{hub.server.base_url}/fhir/Patient/{pats[0]}", headers=hub.clinic, timeout=30)
+        response.raise_for_status()
+        hub.put_blob("patient", response.json())
+        peer_pats = hub.peer.patients if hub.peer else []
+        rows.append(
+            hub.pair(
+                "read Patient by id",
+                hub.clinic,
+                lambda i: ("GET", f"/fhir/Patient/{pats[i % len(pats)]}", None),
+                ("GET Patient blob", lambda _i: ("GET", "/blob/patient", None)),
+                concurrency=c,
+                target=TARGETS["read Patient by id"],
+                peer=(
+                    "GET Patient by id",
+                    lambda i: ("GET", f"/Patient/{peer_pats[i % len(peer_pats)]}", None),
+                ),
+            )
         )
-    )
     return rows
 
 
-def inbox(hub: Hub, tasks: int) -> list[Row]:
-    """The partner inbox search, loaded and one request at a time (service time without queueing).
-
-    One probe request comes first; when it alone is slower than ``SLOW_PROBE`` seconds the
-    loaded runs are skipped (they would only queue behind it) and the probe is the figure.
-    """
-    path = f"/fhir/Task?{INBOX_QUERY}"
-    target = INBOX_TARGET if hub.database == "postgresql" and tasks >= 100_000 else None
+def transaction(hub: Hub) -> list[Row]:
+    """POST /fhir with the referral transaction (fhirstarter has no transaction interaction)."""
+    numbers = hub.numbers
     began = time.perf_counter()
-    try:
-        response = httpx.get(f"{hub.server.base_url}{path}", headers=hub.partner, timeout=PROBE_TIMEOUT)
-        status = response.status_code
-    except httpx.TimeoutException:
-        status = 0
-    took = time.perf_counter() - began
-    if status != 200 or took > SLOW_PROBE:
-        name = f"inbox search, {tasks // 1000}k Tasks, one probe (load skipped)"
-        probe = Stats(name, took, [took * 1000], load_average=os.getloadavg()[0])
-        probe.statuses[status] += 1
-        hub.report(probe)
-        return [Row(hub.database, probe, None, target)]
-    hub.put_blob("bundle", response.json())
+    probe = httpx.post(
+        f"{hub.server.base_url}/fhir",
+        content=world.body(world.referral_bundle(next(numbers))),
+        headers=hub.clinic,
+        timeout=60,
+    )
+    if probe.status_code != 200:
+        raise RuntimeError(
+            f"setup: the referral transaction answered {probe.status_code}: {probe.text[:800]}"
+        )
+    print(f"one referral transaction alone: {(time.perf_counter() - began) * 1000:.0f} ms", flush=True)
     return [
         hub.pair(
-            f"inbox search, {tasks // 1000}k Tasks, c={concurrency}",
-            hub.partner,
-            lambda _i: ("GET", path, None),
-            ("GET inbox Bundle blob", lambda _i: ("GET", "/blob/bundle", None)),
-            concurrency=concurrency,
-            target=target,
+            "referral transaction Bundle",
+            hub.clinic,
+            lambda _i: ("POST", "/fhir", world.body(world.referral_bundle(next(numbers)))),
+            (
+                "POST echo transaction Bundle",
+                lambda i: ("POST", "/echo", world.body(world.referral_bundle(i))),
+            ),
+            concurrency=hub.load.concurrency,
+            target=TARGETS["referral transaction Bundle"],
         )
-        for concurrency in sorted({hub.load.concurrency, 1}, reverse=True)
     ]

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import httpx
 
+from bench.pinning import Pinning
 from service.delivery.secrets import generate_key
 
 ROOT = Path(__file__).resolve().parents[1]
+NOT_PINNED = Pinning(reason="not asked")
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,12 @@ def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 6
 
 
 @contextmanager
-def _running(args: list[str], env: dict[str, str], port: int) -> Iterator[Server]:
+def _running(
+    args: list[str], env: dict[str, str], port: int, pinning: Pinning = NOT_PINNED
+) -> Iterator[Server]:
     base_url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(args, cwd=ROOT, env=env)
+    # With taskset the child is taskset's exec'd process: the same pid, so CPU shares still measure it.
+    proc = subprocess.Popen([*pinning.prefix(), *args], cwd=ROOT, env=env)
     try:
         _wait_ready(base_url, proc)
         yield Server(base_url, proc.pid)
@@ -82,7 +87,7 @@ def _running(args: list[str], env: dict[str, str], port: int) -> Iterator[Server
 
 
 @contextmanager
-def hub(database_url: str) -> Iterator[Server]:
+def hub(database_url: str, pinning: Pinning = NOT_PINNED) -> Iterator[Server]:
     """``wraparound serve --no-worker`` (one uvicorn process), as deployed."""
     port = free_port()
     args = [
@@ -96,13 +101,25 @@ def hub(database_url: str) -> Iterator[Server]:
         "--port",
         str(port),
     ]
-    with _running(args, hub_env(database_url, port), port) as server:
+    with _running(args, hub_env(database_url, port), port, pinning) as server:
         yield server
 
 
 @contextmanager
-def ceiling() -> Iterator[Server]:
+def ceiling(pinning: Pinning = NOT_PINNED) -> Iterator[Server]:
     port = free_port()
     args = [sys.executable, "-m", "bench.ceiling", "--port", str(port)]
-    with _running(args, dict(os.environ), port) as server:
+    with _running(args, dict(os.environ), port, pinning) as server:
+        yield server
+
+
+@contextmanager
+def peer(python: Path, database: Path, pinning: Pinning = NOT_PINNED) -> Iterator[Server]:
+    """The fhirstarter peer (``bench/peer_fhirstarter.py``) in its own venv, on a SQLite file."""
+    port = free_port()
+    script = ROOT / "bench" / "peer_fhirstarter.py"
+    # fhirstarter's FastAPI/Starlette deprecation warnings at import are noise, not figures.
+    args = [str(python), "-W", "ignore", str(script), "--port", str(port)]
+    env = {**os.environ, "FHIR_SEQUENCE": "R4B", "PYTHONPATH": ""}
+    with _running([*args, "--db", str(database)], env, port, pinning) as server:
         yield server

@@ -7,7 +7,9 @@ opt-out consent model (CONTRACT.md, Referral flow 2) so a referral needs no Cons
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import copy
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +17,7 @@ import orjson
 from joserfc.jwk import ECKey
 
 from auth.client import ASSERTION_TYPE, sign_client_assertion
+from service.api import examples
 from service.clients import register_client
 from service.search.extract import extract_index_rows
 from service.storage.database import Database
@@ -27,6 +30,9 @@ CONSENT_MODEL = "https://wraparound.org.uk/fhir/StructureDefinition/consent-mode
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 CLINIC_NUMBER = "https://bench.wraparound.org.uk/Id/clinic-number"
 FHIR_JSON = "application/fhir+json"
+
+
+OPT_IN_SERVICE = "bench-optin-service-0"  # the searched partner's opt-in service (the transaction's target)
 
 
 def service_id(partner: str) -> str:
@@ -55,6 +61,16 @@ def seed_directory(db: Database) -> None:
                 now=now,
                 resource_id=service_id(partner),
             )
+        content = {
+            "resourceType": "HealthcareService",
+            "extension": [{"url": CONSENT_MODEL, "valueCode": "opt-in"}],
+            "active": True,
+            "providedBy": {"reference": f"Organization/{PARTNER}"},
+            "name": f"Counselling ({PARTNER}, consent needed)",
+        }
+        store.create(
+            "HealthcareService", content, extract_index_rows(content), now=now, resource_id=OPT_IN_SERVICE
+        )
 
 
 class Clients:
@@ -155,6 +171,47 @@ def service_request(n: int, patient_id: str) -> dict[str, Any]:
         "performer": [{"reference": f"HealthcareService/{service_id(PARTNER)}"}],
         "reasonCode": [{"text": "Newly diagnosed; would like to meet a peer mentor"}],
         "note": [{"text": "Prefers contact by text message in the afternoon."}],
+    }
+
+
+def _entry(resource: dict[str, Any], full_url: str) -> dict[str, Any]:
+    return {
+        "fullUrl": full_url,
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"]},
+    }
+
+
+def referral_bundle(n: int) -> dict[str, Any]:
+    """The referral transaction: a new Patient, the Consent an opt-in service needs, the needs
+    assessment (QuestionnaireResponse) and the ServiceRequest citing both, linked by urn:uuid."""
+    patient_urn, consent_urn, assessment_urn = (f"urn:uuid:{uuid.uuid4()}" for _ in range(3))
+    today = datetime.now(UTC).date()
+    consent = copy.deepcopy(examples.CONSENT)
+    consent["patient"] = {"reference": patient_urn}
+    consent["dateTime"] = f"{today.isoformat()}T09:00:00Z"
+    consent["organization"] = [{"reference": f"Organization/{CLINIC}"}]
+    consent["provision"]["period"] = {
+        "start": today.isoformat(),
+        "end": (today + timedelta(days=365)).isoformat(),
+    }
+    consent["provision"]["actor"][0]["reference"] = {"reference": f"Organization/{PARTNER}"}
+    assessment = copy.deepcopy(examples.QUESTIONNAIRE_RESPONSE)
+    assessment["subject"] = {"reference": patient_urn}
+    assessment["author"] = {"reference": f"Organization/{CLINIC}"}
+    referral = service_request(n, "unused")
+    referral["subject"] = {"reference": patient_urn}
+    referral["performer"] = [{"reference": f"HealthcareService/{OPT_IN_SERVICE}"}]
+    referral["supportingInfo"] = [{"reference": consent_urn}, {"reference": assessment_urn}]
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            _entry(patient(n), patient_urn),
+            _entry(consent, consent_urn),
+            _entry(assessment, assessment_urn),
+            _entry(referral, f"urn:uuid:{uuid.uuid4()}"),
+        ],
     }
 
 
