@@ -191,10 +191,11 @@ def organization_view(conn: Connection, organization_id: str, stored: Stored) ->
 def caller_views(
     conn: Connection, caller: Caller, resources: Sequence[Stored]
 ) -> list[dict[str, Any] | None]:
-    """What the caller receives of each resource. Clinics see the responses they can see whole
-    (their access is their own: they wrote them); admins never see clinical data at all."""
-    if caller.role != "partner":
-        return [s.content for s in resources]
+    """What the caller receives of each resource, by its organisation's grants whatever its role.
+
+    A clinic sees the responses it wrote whole (its grant is its own). Deciding by grant rather
+    than by role means a client or person registered with the wrong role for a partner's
+    Organization still gets only that partner's view; admins never see clinical data at all."""
     return organization_views(conn, caller.organization_id, resources)
 
 

@@ -321,3 +321,25 @@ def test_every_service_category_view_holds_only_its_policy(hub: Hub, fhir: FhirC
         found = _link_ids(ok(partner.get(f"/fhir/QuestionnaireResponse/{qr['id']}")))
         assert found - groups == (shown & answered) - groups, code
         assert found <= EVERY_LINK_ID
+
+
+def test_a_client_registered_with_the_wrong_role_for_a_partner_still_gets_the_partners_view(
+    hub: Hub, fhir: FhirClients
+) -> None:
+    # An operator's slip: `clients add --role clinic` for a partner's Organization. What an organisation
+    # receives of an assessment follows its grants, not the role it was registered with.
+    housing = _housing_service(hub)
+    patient = hub.patient()
+    consent = hub.consent(patient, permit(hub.partner.org_ref), dateTime="2026-11-30T10:00:00Z")
+    qr = _assessment(hub, patient)
+    hub.referred(
+        patient,
+        housing,
+        supportingInfo=[{"reference": consent}, {"reference": f"QuestionnaireResponse/{qr['id']}"}],
+    )
+    misregistered = fhir.client("clinic", hub.partner.organization_id)
+    response = misregistered.get(f"/fhir/QuestionnaireResponse/{qr['id']}")
+    assert response.status_code == 200, response.text
+    shown, groups = _visible(["housing"])
+    assert _link_ids(response.json()) <= shown | groups
+    assert response.json()["meta"]["security"] == [policy().label]
