@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+SCHEMATHESIS_ARGS ?=
 POSTGRES_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TYPED := service auth adapters fhir_profiles tests bench
 
@@ -19,6 +20,7 @@ help:
 	@echo "make test-postgres  run the tests on $(POSTGRES_TEST_URL)"
 	@echo "make lint | typecheck | importlint | dbcheck | openapi-check   the CI checks"
 	@echo "make openapi        regenerate openapi/openapi.json after changing routes"
+	@echo "make schemathesis   the bounded schemathesis run CI makes against a live server (two identities)"
 	@echo "make bench          hub vs ceiling vs fhirstarter, both databases (BENCH_ARGS=\"--quick\" etc.;"
 	@echo "                    python bench/run.py --help); make bench-delivery: the delivery worker"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,10 +24,27 @@ async def fhir_error(_request: Request, exc: Exception) -> FhirResponse:
     return FhirResponse(exc.outcome(), status_code=exc.status, headers=exc.headers)
 
 
-async def http_error(_request: Request, exc: Exception) -> FhirResponse:
+# /fhir/Patient/{id}/ServiceRequest: a compartment search (http://hl7.org/fhir/R4/compartmentdefinition.html),
+# which some clients (fhir-kit-client) offer; the hub does not, so say what to send instead.
+_COMPARTMENT = re.compile(r"^/fhir/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})/([A-Z][A-Za-z]+)/?$")
+
+
+def _not_found_hint(request: Request) -> str | None:
+    found = _COMPARTMENT.match(request.url.path)
+    if found is None:
+        return None
+    owner, owner_id, wanted = found.groups()
+    return (
+        f"Compartment search is not supported; search {wanted} by its reference instead, "
+        f"e.g. {wanted}?subject={owner}/{owner_id} or {wanted}?patient={owner}/{owner_id}"
+    )
+
+
+async def http_error(request: Request, exc: Exception) -> FhirResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "processing")
-    outcome = operation_outcome([Issue(code=code, diagnostics=str(exc.detail))])
+    diagnostics = (exc.status_code == 404 and _not_found_hint(request)) or str(exc.detail)
+    outcome = operation_outcome([Issue(code=code, diagnostics=diagnostics)])
     return FhirResponse(outcome, status_code=exc.status_code, headers=dict(exc.headers or {}))
 
 

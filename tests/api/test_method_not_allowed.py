@@ -89,3 +89,15 @@ def test_paths_the_document_does_not_describe_go_to_the_router(fhir: FhirClients
     assert clinic.put("/fhir/NoSuchType/abc", json={"resourceType": "Patient"}).status_code == 404
     http: httpx.Client = fhir.anonymous()
     assert http.put("/fhir/Patient/abc/_history/1/more").status_code == 404
+
+
+def test_a_compartment_search_is_404_saying_what_to_send_instead(fhir: FhirClients) -> None:
+    # fhir-kit-client's compartmentSearch sends Patient/{id}/ServiceRequest; the hub has no compartments.
+    clinic = fhir.client("clinic")
+    response = clinic.get("/fhir/Patient/abc/ServiceRequest")
+    assert response.status_code == 404
+    [issue] = response.json()["issue"]
+    assert issue["code"] == "not-found"
+    assert "ServiceRequest?subject=Patient/abc" in issue["diagnostics"]
+    # Any other unknown path keeps the plain answer.
+    assert clinic.get("/fhir/Patient/abc/_history/1/more").json()["issue"][0]["diagnostics"] == "Not Found"
