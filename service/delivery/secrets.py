@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from service.settings import Settings
 
@@ -41,6 +43,8 @@ def generate_key() -> str:
 @dataclass(frozen=True)
 class SecretBox:
     fernet: MultiFernet
+    # The newest key, for keyed digests (``digest``, through HKDF): never used as it is.
+    primary: bytes
 
     def seal(self, plaintext: bytes) -> str:
         return self.fernet.encrypt(plaintext).decode()
@@ -51,13 +55,24 @@ class SecretBox:
         except InvalidToken:
             raise SecretUnreadable("stored secret cannot be decrypted with WRAPAROUND_SECRET_KEY") from None
 
+    def digest(self, purpose: str, value: str) -> str:
+        """A keyed digest (HMAC-SHA256 under a key derived for ``purpose`` with HKDF, RFC 5869) of a
+        value the hub must look up but never read back, such as whatever was typed as an email. Unlike a
+        plain hash it cannot be reversed by guessing without the key. Rotating the newest key changes
+        every digest: only use it for state the hub may forget."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+        key = hkdf.derive(self.primary)
+        mac = hmac.HMAC(key, hashes.SHA256())
+        mac.update(value.encode())
+        return mac.finalize().hex()
 
-def _parse(keys: str) -> MultiFernet:
+
+def _parse(keys: str) -> SecretBox:
     parts = [k.strip() for k in keys.split(",") if k.strip()]
     if not parts:
         raise SecretKeyMissing(HOW_TO)
     try:
-        return MultiFernet([Fernet(k.encode()) for k in parts])
+        return SecretBox(MultiFernet([Fernet(k.encode()) for k in parts]), parts[0].encode())
     except ValueError:
         raise SecretKeyMissing(
             "WRAPAROUND_SECRET_KEY is not a valid Fernet key (32 url-safe base64 bytes); "
@@ -80,7 +95,7 @@ def _development_key() -> str:
 def box_for(settings: Settings) -> SecretBox:
     """The settings' key(s); raises SecretKeyMissing (with how to make one) when there is none."""
     if settings.secret_key:
-        return SecretBox(_parse(settings.secret_key))
+        return _parse(settings.secret_key)
     if settings.development:
-        return SecretBox(_parse(_development_key()))
+        return _parse(_development_key())
     raise SecretKeyMissing(HOW_TO)

@@ -11,7 +11,6 @@ The outcome is returned, not raised: a failure must be counted in a transaction 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,7 +52,8 @@ def sign_in(
     conn: Connection, box: SecretBox, *, email: str, password: str, code: str, now: datetime
 ) -> Outcome:
     address = normalise_email(email)
-    key = hashlib.sha256(address.encode()).hexdigest()
+    # Keyed, not a plain hash: what was typed may be a password typed into the wrong box.
+    key = box.digest("web-signin-failures", address)
     storage.purge_failures(conn, now - FORGET_AFTER, now)
     failure = storage.lock_failures(conn, key, now)  # one attempt per address at a time
     user = storage.user_by_email(conn, address)

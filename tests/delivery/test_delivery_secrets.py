@@ -81,3 +81,15 @@ def test_keys_rotate_newest_first_and_a_wrong_key_is_reported_not_guessed() -> N
         box_for(Settings(secret_key="not-a-key"))
     with pytest.raises(SecretKeyMissing):
         box_for(Settings())
+
+
+def test_a_keyed_digest_depends_on_the_key_and_the_purpose_and_is_stable() -> None:
+    first, second = generate_key(), generate_key()
+    box = box_for(Settings(secret_key=f"{first},{second}"))
+    same = box_for(Settings(secret_key=first))
+    other = box_for(Settings(secret_key=second))
+    digest = box.digest("purpose-a", "someone@example.org")
+    assert digest == same.digest("purpose-a", "someone@example.org")  # the newest key decides
+    assert digest != other.digest("purpose-a", "someone@example.org")
+    assert digest != box.digest("purpose-b", "someone@example.org")
+    assert len(digest) == 64

@@ -3,6 +3,7 @@ lockout with backoff per email address (known or not), codes that work once."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ import pytest
 
 from service.delivery.secrets import box_for
 from service.web import signin
+from service.web.accounts import normalise_email
 from tests.support.live import LiveServer
 from tests.web._form_client import FormClient, csrf_token
 from tests.web._web_world import PASSWORD, World
@@ -115,6 +117,19 @@ def test_lockout_backs_off_and_a_success_clears_it(world: World) -> None:
         assert signin.sign_in(conn, sealed, email=person.email, password=PASSWORD, code=code, now=now).person
         after = signin.sign_in(conn, sealed, email=person.email, password="nope", code="1", now=now)
     assert after.message == signin.REFUSED  # the count started again
+
+
+def test_failure_counts_are_kept_under_a_keyed_digest_of_what_was_typed(world: World) -> None:
+    # What is typed as an email may be a password typed into the wrong box: the lockout row keeps only
+    # an HMAC under the hub's key, which a plain-hash dictionary cannot reverse.
+    typed = "Correct-Horse-Battery-Staple"
+    box = box_for(world.settings)
+    with world.hub.fhir.db.transaction() as conn:
+        signin.sign_in(conn, box, email=typed, password="x", code="1", now=datetime.now(UTC))
+        keys = {row[0] for row in conn.exec_driver_sql("SELECT email_hash FROM web_signin_failure")}
+    address = normalise_email(typed)
+    assert box.digest("web-signin-failures", address) in keys
+    assert hashlib.sha256(address.encode()).hexdigest() not in keys
 
 
 def test_the_login_form_needs_its_token_and_a_same_site_origin(world: World, web: FormClient) -> None:
