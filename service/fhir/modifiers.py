@@ -11,25 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.fhir._walk import members
+
 UNDERSTOOD: frozenset[str] = frozenset()
 
 
 def unknown_modifier_extensions(resource: dict[str, Any]) -> list[str]:
     """The locations of modifier extensions the hub does not understand."""
     found: list[str] = []
-    stack: list[tuple[Any, str]] = [(resource, str(resource.get("resourceType", "Resource")))]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                where = f"{path}.{key}"
-                if key == "modifierExtension" and isinstance(value, list):
-                    found.extend(
-                        f"{where}[{i}]"
-                        for i, ext in enumerate(value)
-                        if not (isinstance(ext, dict) and ext.get("url") in UNDERSTOOD)
-                    )
-                stack.append((value, where))
-        elif isinstance(node, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    for where, key, value in members(resource):
+        if key == "modifierExtension" and isinstance(value, list):
+            found.extend(
+                f"{where}[{i}]"
+                for i, ext in enumerate(value)
+                if not (isinstance(ext, dict) and ext.get("url") in UNDERSTOOD)
+            )
     return sorted(found)

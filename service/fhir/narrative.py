@@ -21,6 +21,8 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml  # type: ignore[import-untyped]
 from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
 
+from service.fhir._walk import members
+
 # (location, what is wrong): never the markup itself, which may be clinical text.
 Problem = tuple[str, str]
 
@@ -117,18 +119,9 @@ def narrative_problems(resource: dict[str, Any]) -> list[Problem]:
     """Every Narrative in the resource: its own text, contained resources', and any other
     Narrative-typed element (Composition.section.text)."""
     problems: list[Problem] = []
-    stack: list[tuple[Any, str]] = [(resource, str(resource.get("resourceType", "Resource")))]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                where = f"{path}.{key}"
-                if key == "text" and isinstance(value, dict) and "div" in value:
-                    div = value["div"]
-                    found = div_problems(div) if isinstance(div, str) else ["must be a string"]
-                    problems.extend((f"{where}.div", p) for p in found)
-                else:
-                    stack.append((value, where))
-        elif isinstance(node, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    for where, key, value in members(resource):
+        if key == "text" and isinstance(value, dict) and "div" in value:
+            div = value["div"]
+            found = div_problems(div) if isinstance(div, str) else ["must be a string"]
+            problems.extend((f"{where}.div", p) for p in found)
     return sorted(problems)
