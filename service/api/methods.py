@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,21 +35,32 @@ Template = tuple[str | None, ...]  # literal segments, None for a parameter
 
 
 class _Table:
+    """Templates indexed by length and their first two segments (``fhir``, the type), so a request
+    is compared with the handful of templates that could match, not the whole document."""
+
     def __init__(self, paths: Mapping[str, frozenset[str]]) -> None:
-        self._by_length: dict[int, list[tuple[Template, frozenset[str]]]] = {}
+        self._index: dict[tuple[int, str | None, str | None], list[tuple[Template, frozenset[str]]]] = {}
         for path, methods in paths.items():
             template = tuple(None if s.startswith("{") else s for s in path.split("/"))
-            self._by_length.setdefault(len(template), []).append((template, methods))
+            key = (len(template), *_head(template))
+            self._index.setdefault(key, []).append((template, methods))
 
     def allowed(self, path: str) -> frozenset[str] | None:
         segments = path.split("/")
-        for template, methods in self._by_length.get(len(segments), ()):
-            if all(
-                s == t if t is not None else _ID.match(s) is not None
-                for t, s in zip(template, segments, strict=True)
-            ):
-                return methods
+        first, second = _head(segments)
+        for key in {(len(segments), first, second), (len(segments), first, None)}:
+            for template, methods in self._index.get(key, ()):
+                if all(
+                    s == t if t is not None else _ID.match(s) is not None
+                    for t, s in zip(template, segments, strict=True)
+                ):
+                    return methods
         return None
+
+
+def _head(segments: Sequence[str | None]) -> tuple[str | None, str | None]:
+    # segments[0] is the empty string before the leading slash.
+    return (segments[1] if len(segments) > 1 else None, segments[2] if len(segments) > 2 else None)
 
 
 def allow_header(methods: frozenset[str]) -> str:
