@@ -7,7 +7,7 @@ records a login: type ``110114`` User Authentication, subtype ``110122`` Login o
 
 A refused attempt is recorded only for an address that has an account (as that person, outcome 4).
 Whatever else was typed into the email field (another address, or a password typed in the wrong box)
-is recorded nowhere: the lockout keeps only a hash of it.
+is recorded nowhere: the lockout keeps only a keyed digest of it.
 """
 
 from __future__ import annotations
