@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from bench import inbox, peer_venv, pinning, report, scenarios, seed, servers, world
+from bench import inbox, peer_venv, pinning, profiling, report, scenarios, seed, servers, world
 from bench.scenarios import PEER_SCENARIOS, SCENARIOS, Load
 from service.storage.database import Database
 
@@ -57,6 +57,11 @@ def _args() -> argparse.Namespace:
         help="load client: a minimal asyncio HTTP/1.1 client (default; lighter) or httpx.AsyncClient",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the hub with py-spy during each hub scenario into this directory, and print a summary",
+    )
     args = parser.parse_args()
     for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
@@ -152,8 +157,14 @@ def _machine() -> str:
 def main() -> None:
     args = _args()
     load = Load(
-        duration=args.duration, concurrency=args.concurrency, warmup=args.warmup, raw=args.driver == "raw"
+        duration=args.duration,
+        concurrency=args.concurrency,
+        warmup=args.warmup,
+        raw=args.driver == "raw",
+        profile=args.profile,
     )
+    if args.profile is not None and not profiling.available():
+        raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
     pins = pinning.apply(not args.no_pin)
     machine = _machine()
     print(f"machine: {machine}")

@@ -9,14 +9,17 @@ shifts absolute figures far more than it shifts ratios.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import world
+from bench import profiling, world
 from bench.driver import MakeRequest, Stats, run_load
 from bench.report import Row, Target
 from bench.servers import Server
@@ -44,6 +47,7 @@ class Load:
     concurrency: int
     warmup: float
     raw: bool = False  # the light asyncio driver (bench._rawhttp) instead of httpx
+    profile: Path | None = None  # --profile: py-spy samples of the hub's scenarios land here
 
 
 @dataclass
@@ -69,7 +73,27 @@ class Hub:
     def _run(
         self, name: str, server: Server, headers: dict[str, str], make: MakeRequest, concurrency: int
     ) -> Stats:
-        stats = run_load(
+        sampler = (
+            profiling.sampling(server.pid, self._profile_path(name), self.load.warmup + self.load.duration)
+            if self.load.profile is not None and server is self.server
+            else nullcontext()
+        )
+        with sampler:
+            stats = self._measure(name, server, headers, make, concurrency)
+        self.report(stats)
+        if self.load.profile is not None and server is self.server:
+            print(profiling.summarise(self._profile_path(name)), flush=True)
+        return stats
+
+    def _profile_path(self, name: str) -> Path:
+        assert self.load.profile is not None
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        return self.load.profile / f"{self.database}-{slug}.txt"
+
+    def _measure(
+        self, name: str, server: Server, headers: dict[str, str], make: MakeRequest, concurrency: int
+    ) -> Stats:
+        return run_load(
             name,
             server.base_url,
             headers,
@@ -80,8 +104,6 @@ class Hub:
             server_pid=server.pid,
             raw=self.load.raw,
         )
-        self.report(stats)
-        return stats
 
     def pair(
         self,
