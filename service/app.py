@@ -22,6 +22,7 @@ from service.api import (
     token_routes,
 )
 from service.api.formats import check_format
+from service.api.hotpath import HotPath
 from service.api.methods import MethodGuard
 from service.api.slashes import StripTrailingSlash
 from service.api.token_cache import TokenCache
@@ -88,7 +89,13 @@ def create_app(
         redoc_url=None,
         # Trailing slashes are removed before routing (api/slashes.py), never redirected.
         redirect_slashes=False,
+        # FastAPI's native OpenTelemetry looks up the global providers on every request (4 % of a
+        # read in py-spy) even when none is configured; the hub exports no telemetry (yet).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    # Read, create, update and search answered without FastAPI's routing and dependency solving
+    # (api/hotpath.py, ADR 0014); innermost, so it sees the routed path and only allowed methods.
+    app.add_middleware(HotPath)
     # 405 with Allow for a method a documented path does not serve (api/methods.py); inside the
     # slash stripping, so it sees the path as routed.
     app.add_middleware(MethodGuard, paths=lambda: openapi_doc.path_methods(app))

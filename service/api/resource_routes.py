@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
 
@@ -13,6 +14,8 @@ from service.api.deps import get_caller, json_body, patch_body, run
 from service.api.responses import FhirResponse, respond
 from service.rest import conditional, history, interactions, registry
 from service.rest import patch as patching
+from service.rest.context import Context
+from service.rest.interactions import Result
 from service.rest.patch import PatchDocument
 
 ResourceType = Enum("ResourceType", {name: name for name in registry.TYPES}, type=str)  # type: ignore[misc]
@@ -51,7 +54,16 @@ def read(
     resource_id: IdPath,
     if_none_match: Annotated[str | None, Header(description='W/"<versionId>": 304 if unchanged')] = None,
 ) -> FhirResponse:
-    result = run(request, caller, lambda ctx: interactions.read(ctx, type_name(resource_type), resource_id))
+    return read_response(
+        run(request, caller, read_work(type_name(resource_type), resource_id)), if_none_match
+    )
+
+
+def read_work(rtype: str, resource_id: str) -> Callable[[Context], Result]:
+    return lambda ctx: interactions.read(ctx, rtype, resource_id)
+
+
+def read_response(result: Result, if_none_match: str | None) -> FhirResponse:
     # Conditional read (http://hl7.org/fhir/R4/http.html#cread): the access is audited either way.
     if if_none_match and result.stored and _etag_matches(if_none_match, result.stored.version_id):
         return respond(304, None, stored=result.stored)
@@ -94,13 +106,21 @@ def create(
     prefer: Prefer = None,
     if_none_exist: IfNoneExist = None,
 ) -> FhirResponse:
-    rtype = type_name(resource_type)
+    result = run(request, caller, create_work(request, type_name(resource_type), body, if_none_exist))
+    return write_response(result, prefer)
+
+
+def create_work(
+    request: Request, rtype: str, body: Any, if_none_exist: str | None
+) -> Callable[[Context], Result]:
     # Search parameters on a create POST are its conditional criteria (ADR 0010).
     criteria = conditional.query_criteria(list(request.query_params.multi_items()), if_none_exist)
     if criteria:
-        result = run(request, caller, lambda ctx: conditional.create(ctx, rtype, body, criteria))
-    else:
-        result = run(request, caller, lambda ctx: interactions.create(ctx, rtype, body))
+        return lambda ctx: conditional.create(ctx, rtype, body, criteria)
+    return lambda ctx: interactions.create(ctx, rtype, body)
+
+
+def write_response(result: Result, prefer: str | None) -> FhirResponse:
     return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
 
 
@@ -121,9 +141,12 @@ def update(
     prefer: Prefer = None,
     if_match: IfMatch = None,
 ) -> FhirResponse:
-    rtype = type_name(resource_type)
-    result = run(request, caller, lambda ctx: interactions.update(ctx, rtype, resource_id, body, if_match))
-    return respond(result.status, result.body, stored=result.stored, headers=result.headers, prefer=prefer)
+    result = run(request, caller, update_work(type_name(resource_type), resource_id, body, if_match))
+    return write_response(result, prefer)
+
+
+def update_work(rtype: str, resource_id: str, body: Any, if_match: str | None) -> Callable[[Context], Result]:
+    return lambda ctx: interactions.update(ctx, rtype, resource_id, body, if_match)
 
 
 @router.patch(

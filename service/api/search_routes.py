@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -15,6 +16,7 @@ from service.api.resource_routes import ResourceType, type_name
 from service.api.responses import FhirResponse
 from service.errors import PayloadTooLarge, UnsupportedMediaType
 from service.rest import search
+from service.rest.context import Context
 
 router = APIRouter(prefix="/fhir", tags=["FHIR search"], responses=examples.ERROR_RESPONSES)
 
@@ -42,13 +44,12 @@ def _strict(prefer: str | None) -> bool:
 def search_get(
     request: Request, caller: CallerDep, resource_type: ResourceType, prefer: PreferHandling = None
 ) -> FhirResponse:
+    return FhirResponse(run(request, caller, search_work(request, type_name(resource_type), prefer)))
+
+
+def search_work(request: Request, rtype: str, prefer: str | None) -> Callable[[Context], dict[str, Any]]:
     params = list(request.query_params.multi_items())
-    bundle = run(
-        request,
-        caller,
-        lambda ctx: search.search(ctx, type_name(resource_type), params, strict=_strict(prefer)),
-    )
-    return FhirResponse(bundle)
+    return lambda ctx: search.search(ctx, rtype, params, strict=_strict(prefer))
 
 
 @router.post("/{resource_type}/_search", summary="search (POST, form-encoded)", response_class=FhirResponse)

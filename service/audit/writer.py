@@ -8,13 +8,15 @@ transaction and commits, then resolves every waiting request at once. There is n
 event that arrives alone is committed at once, and while one batch commits the next fills up,
 so under load one commit serves many requests (group commit, as in a database's own log).
 
-Requests run in Starlette's threadpool, so they wait on a ``concurrent.futures.Future``. If a
+Requests in Starlette's threadpool wait on a ``concurrent.futures.Future`` (``record``); the hot
+path's coroutines await the same future on the event loop (``commit``). If a
 batch fails, every request in it gets 503 (``ServiceUnavailable``, ``Retry-After``) and none of
 them sends its body. ``close`` drains what is queued before the process exits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -64,6 +66,19 @@ class AuditWriter:
             raise _unavailable() from None
         except Exception as exc:
             # Type only: a database error's message can carry SQL or connection details.
+            log.warning("audit batch not committed: %s", type(exc).__name__)
+            raise _unavailable() from None
+
+    async def commit(self, events: Sequence[dict[str, Any]], *, timeout: float = WAIT_SECONDS) -> None:
+        """``record`` for a coroutine: the event loop goes on serving while the batch commits."""
+        if not events:
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.submit(events)), timeout)
+        except TimeoutError:
+            log.warning("audit batch not committed within %.0f s", timeout)
+            raise _unavailable() from None
+        except Exception as exc:
             log.warning("audit batch not committed: %s", type(exc).__name__)
             raise _unavailable() from None
 

@@ -25,6 +25,7 @@ TEST_SECRET_KEY = generate_key()
 class LiveServer:
     base_url: str
     settings: Settings
+    app: Any = None  # the served FastAPI app, for tests that look inside it
 
     @classmethod
     @contextmanager
@@ -56,7 +57,7 @@ class LiveServer:
                 raise RuntimeError("test server did not start")
             time.sleep(0.02)
         try:
-            yield cls(base, settings)
+            yield cls(base, settings, app)
         finally:
             server.should_exit = True
             thread.join(timeout=10)

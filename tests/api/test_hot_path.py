@@ -1,0 +1,122 @@
+"""The hot path (service/api/hotpath.py, ADR 0014): read, create, update and search by GET are
+answered without FastAPI's router, with the same answers; everything else still reaches it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.api import hotpath
+from tests.support.clients import FhirClients
+from tests.support.live import LiveServer
+
+
+@pytest.fixture
+def routed(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The requests that reached FastAPI's router, as "METHOD path"."""
+    seen: list[str] = []
+    router = server.app.router
+    inner = router.middleware_stack
+
+    async def spy(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append(f"{scope['method']} {scope['path']}")
+        await inner(scope, receive, send)
+
+    monkeypatch.setattr(router, "middleware_stack", spy)
+    return seen
+
+
+def test_hot_interactions_skip_the_router_and_answer_as_before(fhir: FhirClients, routed: list[str]) -> None:
+    clinic = fhir.client("clinic")
+    routed.clear()  # the client's token request
+    body = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://clinic.example.org/Id/local", "value": "hot-1"}],
+        "name": [{"family": "Hot"}],
+    }
+    created = clinic.post("/fhir/Patient", json=body)
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    assert created.headers["ETag"] == 'W/"1"'
+    assert created.headers["Location"].endswith(f"/fhir/Patient/{pid}/_history/1")
+
+    read = clinic.get(f"/fhir/Patient/{pid}")
+    assert read.status_code == 200
+    assert read.json()["name"] == [{"family": "Hot"}]
+    assert read.headers["content-type"] == "application/fhir+json"
+    assert clinic.get(f"/fhir/Patient/{pid}", headers={"If-None-Match": 'W/"1"'}).status_code == 304
+
+    updated = clinic.put(f"/fhir/Patient/{pid}", json={**body, "id": pid}, headers={"If-Match": 'W/"1"'})
+    assert updated.status_code == 200
+    assert updated.json()["meta"]["versionId"] == "2"
+    stale = clinic.put(f"/fhir/Patient/{pid}", json={**body, "id": pid}, headers={"If-Match": 'W/"1"'})
+    assert stale.status_code == 412
+    assert stale.json()["resourceType"] == "OperationOutcome"
+
+    found = clinic.get("/fhir/Patient", params={"family": "Hot"})
+    assert found.status_code == 200
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [pid]
+    other = {**body, "identifier": [{"system": "https://clinic.example.org/Id/local", "value": "hot-2"}]}
+    minimal = clinic.post("/fhir/Patient", json=other, headers={"Prefer": "return=minimal"})
+    assert minimal.status_code == 201
+    assert minimal.content == b""
+    assert routed == []
+
+    # Not a hot shape: FastAPI answers.
+    assert clinic.get(f"/fhir/Patient/{pid}/_history").status_code == 200
+    assert clinic.delete(f"/fhir/Patient/{pid}").status_code == 204
+    assert routed == [f"GET /fhir/Patient/{pid}/_history", f"DELETE /fhir/Patient/{pid}"]
+
+
+def test_errors_on_the_hot_path_are_the_apps_operation_outcomes(fhir: FhirClients, routed: list[str]) -> None:
+    clinic = fhir.client("clinic")
+    anonymous = fhir.anonymous()
+    routed.clear()  # the client's token request
+    no_token = anonymous.get("/fhir/Patient/abc")
+    assert no_token.status_code == 401
+    assert no_token.headers["WWW-Authenticate"].startswith("Bearer")
+    assert no_token.json()["issue"][0]["code"] == "login"
+    wrong_scheme = anonymous.get("/fhir/Patient/abc", headers={"Authorization": "Basic abc"})
+    assert wrong_scheme.status_code == 401
+    xml = clinic.get("/fhir/Patient/abc", params={"_format": "xml"})
+    assert xml.status_code == 415
+    assert xml.json()["resourceType"] == "OperationOutcome"
+    missing = clinic.get("/fhir/Patient/does-not-exist")
+    assert missing.status_code == 404
+    assert missing.json()["issue"][0]["code"] == "not-found"
+    not_json = clinic.post("/fhir/Patient", content=b"{", headers={"Content-Type": "application/fhir+json"})
+    assert not_json.status_code == 400
+    assert not_json.json()["resourceType"] == "OperationOutcome"
+    wrong_type = clinic.post("/fhir/Patient", json={"resourceType": "Observation"})
+    assert wrong_type.status_code == 400
+    assert routed == []
+    # An id FastAPI's pattern refuses, and an unknown type, still get FastAPI's answers.
+    assert clinic.get("/fhir/Patient/" + "x" * 65).status_code == 400
+    assert clinic.get("/fhir/Unicorn/1").status_code == 404
+    assert len(routed) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "hot"),
+    [
+        ("GET", "/fhir/Patient/abc", "_read"),
+        ("PUT", "/fhir/Patient/abc", "_update"),
+        ("GET", "/fhir/Task", "_search"),
+        ("POST", "/fhir/ServiceRequest", "_create"),
+        ("DELETE", "/fhir/Patient/abc", None),
+        ("PATCH", "/fhir/Patient/abc", None),
+        ("GET", "/fhir/metadata", None),
+        ("GET", "/fhir/Patient/_history", None),
+        ("GET", "/fhir/Patient/abc/_history/1", None),
+        ("POST", "/fhir/Patient/_search", None),
+        ("POST", "/fhir/Patient/$validate", None),
+        ("GET", "/fhir/Patient/a_b", None),
+        ("GET", "/fhir/Unicorn", None),
+        ("GET", "/app/inbox", None),
+    ],
+)
+def test_which_requests_take_the_hot_path(method: str, path: str, hot: str | None) -> None:
+    route = hotpath._route({"type": "http", "method": method, "path": path})
+    assert (route[0].__name__ if route else None) == hot
