@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from bench import inbox, peer_venv, pinning, profiling, report, scenarios, seed, servers, world
+from bench.driver import peak_rss_mb
 from bench.scenarios import PEER_SCENARIOS, SCENARIOS, Load
 from service.storage.database import Database
 
@@ -57,6 +58,12 @@ def _args() -> argparse.Namespace:
         help="load client: a minimal asyncio HTTP/1.1 client (default; lighter) or httpx.AsyncClient",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes for the hub (serve --workers N); with N > 1 use --no-pin, or all share CPU 0",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -125,7 +132,7 @@ def _run_database(
             peer_server = (
                 stack.enter_context(servers.peer(peer, tmp / f"peer-{label}.db", pins)) if peer else None
             )
-            server = stack.enter_context(servers.hub(url, pins))
+            server = stack.enter_context(servers.hub(url, pins, args.workers))
             hub = scenarios.prepare(
                 server, ceiling, peer_server, clients, label, load, report.print_line, report.print_ratios
             )
@@ -141,6 +148,12 @@ def _run_database(
                 )
                 seeded = count
                 rows += inbox.run(hub, count)
+            peaks = peak_rss_mb(server.pid)
+            print(
+                "hub peak RSS (VmHWM) per process: "
+                + ", ".join(f"pid {pid} {mb:.0f} MB" for pid, mb in sorted(peaks.items())),
+                flush=True,
+            )
     finally:
         db.dispose()
     return rows
@@ -176,7 +189,7 @@ def main() -> None:
     print("peer: " + (", ".join(f"{k} {v}" for k, v in versions.items()) if peer else no_peer))
     print(
         f"load: {load.duration:g} s per scenario after {load.warmup:g} s warm-up, "
-        f"{load.concurrency} connections, {args.driver} driver; "
+        f"{load.concurrency} connections, {args.driver} driver, hub with {args.workers} API process(es); "
         "each hub figure is followed by its ceiling figure and, where the peer has the scenario, the peer's"
     )
     rows: list[report.Row] = []

@@ -61,13 +61,40 @@ class Stats:
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    # utime + stime of the whole process (all threads), from /proc (Linux only).
+    # utime + stime of the process (all threads) and of its live children (serve --workers N), from
+    # /proc (Linux only).
     try:
         with open(f"/proc/{pid}/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    total = (int(fields[11]) + int(fields[12])) / _TICKS
+    for child in _children(pid):
+        total += _cpu_seconds(child) or 0.0
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(c) for c in handle.read().split()]
+    except OSError:
+        return []
+
+
+def peak_rss_mb(pid: int) -> dict[int, float]:
+    """Peak resident memory (VmHWM) of ``pid`` and each live descendant, in MB."""
+    out: dict[int, float] = {}
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    out[pid] = int(line.split()[1]) / 1024
+    except OSError:
+        return out
+    for child in _children(pid):
+        out |= peak_rss_mb(child)
+    return out
 
 
 async def _load(

@@ -87,8 +87,8 @@ def _running(
 
 
 @contextmanager
-def hub(database_url: str, pinning: Pinning = NOT_PINNED) -> Iterator[Server]:
-    """``wraparound serve --no-worker`` (one uvicorn process), as deployed."""
+def hub(database_url: str, pinning: Pinning = NOT_PINNED, workers: int = 1) -> Iterator[Server]:
+    """``wraparound serve --no-worker`` (one uvicorn process, or ``--workers N``), as deployed."""
     port = free_port()
     args = [
         sys.executable,
@@ -100,6 +100,7 @@ def hub(database_url: str, pinning: Pinning = NOT_PINNED) -> Iterator[Server]:
         "127.0.0.1",
         "--port",
         str(port),
+        *(["--workers", str(workers)] if workers > 1 else []),
     ]
     with _running(args, hub_env(database_url, port), port, pinning) as server:
         yield server
