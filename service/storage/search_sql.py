@@ -11,12 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select
+from sqlalchemy import Column, ColumnElement, Connection, Select, and_, false, func, or_, select
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.visitors import ExternallyTraversible, iterate, replacement_traverse
 
-from service.storage.resources import COLUMNS, R, Stored, row_to_stored
+from service.storage.resources import COLUMNS, INDEX_TABLES, R, Stored, row_to_stored
 from service.storage.tables import IdxReference
 
 REF = IdxReference.__table__  # type: ignore[attr-defined]
+INDEX_TABLE_NAMES = frozenset(table.name for table in INDEX_TABLES)
 
 
 @dataclass(frozen=True)
@@ -79,9 +83,10 @@ def page(
         where.append(_keyset(keys_q, after, nulls_last=nulls_last))
     if before is not None:
         where.append(_keyset(keys_q, before, nulls_last=nulls_last))
+    driven = _driven_by_index(where, keys_q, limit) if len(keys) == 1 else None
     stmt = (
         select(*COLUMNS, *[k.expr.label(f"sk{i}") for i, k in enumerate(keys)])
-        .where(*where)
+        .where(*where if driven is None else [*where[:2], R.c.rid.in_(driven)])
         .order_by(*_order(keys_q, nulls_last=nulls_last))
         .limit(limit)
     )
@@ -91,6 +96,74 @@ def page(
     stored = [row_to_stored(r) for r in rows]
     sort_values = [[getattr(r, f"sk{i}") for i in range(len(keys))] for r in rows]
     return stored, sort_values
+
+
+def _driven_by_index(
+    where: Sequence[ColumnElement[bool]], keys: Sequence[SortKey], limit: int
+) -> Select[Any] | None:
+    """The page's rids found in an index table alone, when a search in rid order can be driven by one.
+
+    ``rid IN (SELECT rid FROM idx_token WHERE ...)`` and its kind are semi-joins the planner
+    estimates as independent, so for a partner's inbox (owner AND status AND visible) PostgreSQL
+    expected 14 matches in 10k Tasks where there were 500, chose to read every Task and sort, and
+    took 16 ms. Asked instead for the first ``limit`` rids of one positive index condition, with the
+    other conditions applied to that rid, it merge-joins ordered index-only scans and stops at the
+    limit: 1 ms. Index rows exist only for the current, non-deleted version of a resource of their
+    own type (storage/resources.py clears them on delete and rewrites them on update), so the rids
+    it returns need no further test against ``resource``. Other conditions qualify only if the
+    resource row enters them through its rid alone.
+    """
+    conditions = list(where[2:])  # after resource_type and deleted (page() puts those first)
+    driver = next((c for c in conditions if _index_subquery(c) is not None), None)
+    if driver is None:
+        return None
+    matching = _index_subquery(driver)
+    assert matching is not None
+    idx_rid = matching.selected_columns[0]
+    moved = []
+    for cond in conditions:
+        if cond is driver:
+            continue
+        if any(col.table is R and col is not R.c.rid for col in _columns(cond)):
+            return None  # _id, _lastUpdated: columns of resource itself
+        moved.append(_with_rid(cond, idx_rid))
+    key = keys[0]
+    return (
+        matching.where(*moved)
+        .distinct()  # a resource with two matching index rows is one match
+        .order_by(idx_rid.desc() if key.descending else idx_rid.asc())
+        .limit(limit)
+    )
+
+
+def _index_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
+    """The SELECT of ``resource.rid IN (SELECT rid FROM idx_...)``, or None for any other condition."""
+    if (
+        not isinstance(cond, BinaryExpression)
+        or cond.operator is not operators.in_op
+        or cond.left is not R.c.rid
+    ):
+        return None
+    inner = getattr(cond.right, "element", None)
+    if not isinstance(inner, Select) or len(inner.selected_columns) != 1:
+        return None
+    froms = inner.get_final_froms()
+    table = getattr(froms[0], "element", froms[0]) if len(froms) == 1 else None  # through its alias
+    if getattr(table, "name", None) not in INDEX_TABLE_NAMES:
+        return None
+    return inner
+
+
+def _with_rid(cond: ColumnElement[bool], rid: ColumnElement[Any]) -> ColumnElement[bool]:
+    def swap(element: ExternallyTraversible, **_kw: Any) -> ExternallyTraversible | None:
+        return rid if element is R.c.rid else None
+
+    opts: dict[str, Any] = {}
+    return replacement_traverse(cond, opts, swap)
+
+
+def _columns(cond: ColumnElement[Any]) -> list[Any]:
+    return [e for e in iterate(cond) if isinstance(e, Column)]
 
 
 def count(conn: Connection, resource_type: str, conditions: Sequence[ColumnElement[bool]]) -> int:
