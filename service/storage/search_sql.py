@@ -147,9 +147,10 @@ def _index_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
     inner = getattr(cond.right, "element", None)
     if not isinstance(inner, Select) or len(inner.selected_columns) != 1:
         return None
-    froms = inner.get_final_froms()
-    table = getattr(froms[0], "element", froms[0]) if len(froms) == 1 else None  # through its alias
-    if getattr(table, "name", None) not in INDEX_TABLE_NAMES:
+    # The table of the selected rid, through its alias (get_final_froms would compile the SELECT).
+    source = getattr(inner.selected_columns[0], "table", None)
+    table = getattr(source, "element", source)
+    if getattr(table, "name", None) not in INDEX_TABLE_NAMES or len(inner.columns_clause_froms) != 1:
         return None
     return inner
 
