@@ -286,14 +286,9 @@ class ResourceStore:
                 for rid, (rid_, doc, _) in zip(rids, stamped, strict=True)
             ],
         )
-        buckets: dict[Any, list[dict[str, Any]]] = {}
-        for rid, (_, _, rows) in zip(rids, stamped, strict=True):
-            for row in rows:
-                buckets.setdefault(row_table(row).__tablename__, []).append(
-                    row_values(row, rid, resource_type)
-                )
-        for name, values_list in buckets.items():
-            self.conn.execute(_INSERT_INDEX[name], values_list)
+        self.write_index_many(
+            resource_type, [(rid, rows) for rid, (_, _, rows) in zip(rids, stamped, strict=True)]
+        )
         return [
             Stored(rid, resource_type, rid_, 1, now, False, doc)
             for rid, (rid_, doc, _) in zip(rids, stamped, strict=True)
@@ -360,8 +355,13 @@ class ResourceStore:
             self.conn.execute(delete(table).where(table.c.rid == rid))
 
     def _write_index(self, rid: int, rtype: str, rows: Iterable[IndexRow]) -> None:
+        self.write_index_many(rtype, [(rid, rows)])
+
+    def write_index_many(self, rtype: str, items: Iterable[tuple[int, Iterable[IndexRow]]]) -> None:
+        """Index rows for several resources of one type: one multi-row insert per index table."""
         buckets: dict[Any, list[dict[str, Any]]] = {}
-        for row in rows:
-            buckets.setdefault(row_table(row).__tablename__, []).append(row_values(row, rid, rtype))
+        for rid, rows in items:
+            for row in rows:
+                buckets.setdefault(row_table(row).__tablename__, []).append(row_values(row, rid, rtype))
         for name, values_list in buckets.items():
             self.conn.execute(_INSERT_INDEX[name], values_list)
