@@ -39,6 +39,9 @@ class Stats:
     driver_cpu: float | None = None  # share of one core used by this process
     sample_error: str | None = None
     load_average: float = 0.0  # the machine's 1-minute load average when the scenario ended
+    # CPU-seconds the server went on spending after the load stopped, until idle (the hub's deferred
+    # AuditEvent indexing, ADR 0015); charged to its requests in the per-CPU figures.
+    settle_cpu: float | None = None
 
     @property
     def requests(self) -> int:
@@ -80,6 +83,23 @@ def _children(pid: int) -> list[int]:
             return [int(c) for c in handle.read().split()]
     except OSError:
         return []
+
+
+def settle(pid: int, *, timeout: float = 120.0, interval: float = 0.25) -> float | None:
+    """Wait until ``pid`` (and its children) use under 5 % of a core; the CPU-seconds spent till then."""
+    start = _cpu_seconds(pid)
+    if start is None:
+        return None
+    last, deadline = start, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = _cpu_seconds(pid)
+        if now is None:
+            break
+        if now - last < 0.05 * interval:
+            return last - start
+        last = now
+    return last - start
 
 
 def peak_rss_mb(pid: int) -> dict[int, float]:

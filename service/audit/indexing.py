@@ -1,4 +1,4 @@
-"""AuditEvent search index rows, written in bulk after the event (ADR 0014).
+"""AuditEvent search index rows, written in bulk after the event (ADR 0015).
 
 Every access writes an AuditEvent, and its search index rows (the entity, agent, patient, date,
 type and the rest: nine or so rows across four index tables, each row in two to four B-trees)

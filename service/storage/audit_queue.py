@@ -1,4 +1,4 @@
-"""``audit_index_queue``: AuditEvents whose search index rows are still to be written (ADR 0014;
+"""``audit_index_queue``: AuditEvents whose search index rows are still to be written (ADR 0015;
 service/audit/indexing.py writes them)."""
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ class IdxUri(SQLModel, table=True):
 
 
 class AuditIndexQueue(SQLModel, table=True):
-    """AuditEvents stored without their search index rows yet (service/audit/indexing.py, ADR 0014).
+    """AuditEvents stored without their search index rows yet (service/audit/indexing.py, ADR 0015).
 
     An AuditEvent is written with every access; its index rows (nine or so, across four index
     tables) cost more than the event itself and are needed only when someone searches AuditEvents.

@@ -1,4 +1,4 @@
-"""AuditEvents indexed after they are written (service/audit/indexing.py, ADR 0014): durable at once,
+"""AuditEvents indexed after they are written (service/audit/indexing.py, ADR 0015): durable at once,
 searchable by every search that follows, and indexed in the background so the queue stays small."""
 
 from __future__ import annotations

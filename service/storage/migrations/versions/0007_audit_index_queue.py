@@ -1,4 +1,4 @@
-"""audit index queue: AuditEvents whose search index rows are written later, in bulk (ADR 0014)
+"""audit index queue: AuditEvents whose search index rows are written later, in bulk (ADR 0015)
 
 Revision ID: 0007
 Revises: 0006
