@@ -20,7 +20,7 @@ from auth.tokens import hash_token
 from service.access.caller import Caller, Role
 from service.api import ratelimit
 from service.api.token_cache import TokenCache
-from service.audit import indexing, record
+from service.audit import record
 from service.audit.writer import AuditWriter
 from service.errors import Conflict, FhirError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from service.fhir.jsonbody import parse_json
@@ -188,10 +188,6 @@ def transact(
     settings = settings_of(request)
     db = database_of(request)
     read_only = _is_read_only(request)
-    if _may_search_audit(request):
-        # AuditEvents are indexed after they are written (audit/indexing.py): index the queued ones
-        # first, so this sees every event committed before it began.
-        indexing.drain(db)
     try:
         try:
             with db.transaction(write=not read_only) as conn:
@@ -221,17 +217,6 @@ def transact(
 def audit_writer_of(request: Request) -> AuditWriter:
     writer: AuditWriter = request.app.state.audit_writer
     return writer
-
-
-def _may_search_audit(request: Request) -> bool:
-    """A request that could search AuditEvents: a search, include or revinclude naming them, or a
-    Bundle POSTed to the base (its entries may). Reads by id need no index."""
-    path = request.url.path.rstrip("/")
-    if "AuditEvent" in request.url.query or path == "/fhir":
-        return True
-    parts = path.split("/")  # "", "fhir", type, [id | _search | _history | $op, ...]
-    instance = len(parts) > 3 and parts[3] not in ("_search", "_history") and not parts[3].startswith("$")
-    return "AuditEvent" in parts[2:3] and not instance
 
 
 def _is_read_only(request: Request) -> bool:

@@ -22,7 +22,6 @@ from service.rest.context import Context
 from service.search._values import date_rows, reference_rows, token_rows
 from service.search.extract import extract_index_rows
 from service.search.types import IndexRow
-from service.storage import audit_queue
 from service.storage.resources import ResourceStore, Stored
 
 ACTION = {
@@ -243,18 +242,14 @@ def _listed(value: Any) -> list[Any]:
 
 
 def write_event(conn: Connection, event: dict[str, Any], now: datetime) -> Stored:
-    """The event, durable with the caller's transaction; its index rows follow (audit/indexing.py)."""
-    stored = ResourceStore(conn).create("AuditEvent", event, (), now=now)
-    audit_queue.queue(conn, [stored.rid])
-    return stored
+    return ResourceStore(conn).create("AuditEvent", event, index_rows(event), now=now)
 
 
 def write_events(conn: Connection, events: Sequence[dict[str, Any]], now: datetime) -> list[Stored]:
-    """Several events in one set of multi-row inserts (the audit writer's and the delivery worker's
-    group commits); their index rows follow (audit/indexing.py)."""
-    stored = ResourceStore(conn).create_many("AuditEvent", [(event, ()) for event in events], now=now)
-    audit_queue.queue(conn, [s.rid for s in stored])
-    return stored
+    """Several events in one set of multi-row inserts (the delivery worker's group commit)."""
+    return ResourceStore(conn).create_many(
+        "AuditEvent", [(event, index_rows(event)) for event in events], now=now
+    )
 
 
 def access(

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from service.audit import indexing, record
+from service.audit.record import index_rows
 from service.errors import ServiceUnavailable
-from service.storage import audit_queue
+from service.search.types import IndexRow
 from service.storage.database import Database
+from service.storage.resources import ResourceStore
 
 log = logging.getLogger("wraparound.audit")
 
@@ -41,20 +42,14 @@ RETRY_AFTER = "1"
 
 @dataclass(frozen=True)
 class _Pending:
-    events: list[dict[str, Any]]
+    events: list[tuple[dict[str, Any], list[IndexRow]]]
     done: Future[None]
 
 
-# With events to index and none to commit for this long, the writer indexes a step of them.
-IDLE_SECONDS = 0.05
-
-
 class AuditWriter:
-    def __init__(self, db: Database, *, max_batch: int = 256, idle_indexing: bool = True) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
         self._db = db
         self._max_batch = max_batch
-        # Index queued AuditEvents when there is nothing to commit (audit/indexing.py).
-        self._idle_indexing = idle_indexing
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -89,7 +84,8 @@ class AuditWriter:
 
     def submit(self, events: Sequence[dict[str, Any]]) -> Future[None]:
         """Queue ``events``; the future resolves when their batch commits (or fails)."""
-        pending = _Pending(list(events), Future())
+        # Index rows are worked out here, in the request's thread, so the writer only runs SQL.
+        pending = _Pending([(event, index_rows(event)) for event in events], Future())
         with self._lock:
             if self._closed:
                 raise WriterClosed("the audit writer is shut down")
@@ -116,12 +112,7 @@ class AuditWriter:
 
     def _run(self) -> None:
         while True:
-            try:
-                idle = IDLE_SECONDS if self._idle_indexing and audit_queue.backlog.count else None
-                first = self._queue.get(timeout=idle)
-            except queue.Empty:
-                self._index(indexing.STEP)  # idle: index queued events (audit/indexing.py)
-                continue
+            first = self._queue.get()
             if first is None:
                 return
             batch, stopping = [first], False
@@ -135,23 +126,16 @@ class AuditWriter:
                     break
                 batch.append(item)
             self._commit(batch)
-            if audit_queue.backlog.count > indexing.BOUND:
-                self._index(indexing.STEP)  # under sustained load: keep the queue bounded
             if stopping:
                 return
-
-    def _index(self, step: int) -> None:
-        try:
-            with self._db.transaction(write=True) as conn:
-                indexing.index_some(conn, step)
-        except Exception as exc:  # the events stay queued; the next drain indexes them
-            log.warning("indexing queued AuditEvents failed: %s", type(exc).__name__)
 
     def _commit(self, batch: list[_Pending]) -> None:
         now = datetime.now(UTC)
         try:
             with self._db.transaction(write=True) as conn:
-                record.write_events(conn, [event for pending in batch for event in pending.events], now)
+                ResourceStore(conn).create_many(
+                    "AuditEvent", [item for pending in batch for item in pending.events], now=now
+                )
         except BaseException as exc:  # every waiter must hear of it, whatever it was
             for pending in batch:
                 pending.done.set_exception(exc)

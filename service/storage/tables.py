@@ -180,20 +180,6 @@ class IdxUri(SQLModel, table=True):
     value: str
 
 
-class AuditIndexQueue(SQLModel, table=True):
-    """AuditEvents stored without their search index rows yet (service/audit/indexing.py, ADR 0015).
-
-    An AuditEvent is written with every access; its index rows (nine or so, across four index
-    tables) cost more than the event itself and are needed only when someone searches AuditEvents.
-    So an event is queued here, in its own transaction, and indexed in bulk before any search that
-    touches AuditEvents and whenever the queue grows past a bound.
-    """
-
-    __tablename__ = "audit_index_queue"
-
-    rid: int = Field(sa_column=Column(RowId, primary_key=True, autoincrement=False))
-
-
 class ResourceAccess(SQLModel, table=True):
     """Which organisations may see a resource, and why (maintained on write).
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from service.audit import indexing
 from service.audit.writer import AuditWriter, WriterClosed
 from service.errors import ServiceUnavailable
 from service.storage.database import Database
@@ -21,15 +20,13 @@ IDX_REF = IdxReference.__table__  # type: ignore[attr-defined]
 
 @pytest.fixture
 def writer(clean_database: Database) -> Iterator[AuditWriter]:
-    # No indexing in idle moments: these tests count the writer's commits.
-    writer = AuditWriter(clean_database, idle_indexing=False)
+    writer = AuditWriter(clean_database)
     yield writer
     writer.close(timeout=30)
 
 
 def _audited(database: Database, patient_ids: list[str]) -> dict[str, str]:
     """patient id -> meta.lastUpdated of the AuditEvent found for it through the entity index."""
-    indexing.drain(database)  # as a search of AuditEvents does first
     with database.transaction(write=False) as conn:
         rows = conn.execute(
             select(IDX_REF.c.target_id, R.c.content)
