@@ -73,18 +73,21 @@ def revoke_reason(conn: Connection, organization_id: str, reason: str) -> list[i
     return rids
 
 
+# Built once: building and cache-keying it per call cost more than running it (0.3 ms a referral).
+_HAS_ACCESS = select(A.c.rid).where(A.c.rid == bindparam("a_rid"), _current(bindparam("a_org"))).limit(1)
+
+
 def has_access(conn: Connection, rid: int, organization_id: str) -> bool:
-    return (
-        conn.execute(select(A.c.rid).where(A.c.rid == rid, _current(organization_id)).limit(1)).first()
-        is not None
-    )
+    return conn.execute(_HAS_ACCESS, {"a_rid": rid, "a_org": organization_id}).first() is not None
 
 
 def organizations_with_access(conn: Connection, rid: int) -> set[str]:
     return {r[0] for r in conn.execute(select(A.c.organization_id).where(A.c.rid == rid)).all()}
 
 
-def visible_condition(rid_column: ColumnElement[int], organization_id: str) -> ColumnElement[bool]:
+def visible_condition(
+    rid_column: ColumnElement[int], organization_id: str | BindParameter[str]
+) -> ColumnElement[bool]:
     # Uncorrelated IN: served from ix_resource_access_org (organization_id, rid).
     return rid_column.in_(select(A.c.rid).where(_current(organization_id)))
 

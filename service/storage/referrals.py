@@ -7,10 +7,11 @@ organisation whose view they stand for explicitly instead of a caller; all go th
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import ColumnElement, Connection, insert, select
+from sqlalchemy import Connection, String, bindparam, insert, select
 
 from service.storage.access import visible_condition
 from service.storage.resources import COLUMNS, R, Stored, row_to_stored
@@ -21,38 +22,42 @@ TOKEN = IdxToken.__table__  # type: ignore[attr-defined]
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 
 
-def _referencing(resource_type: str, param: str, target_type: str, target_id: str) -> Any:
+def _referencing(resource_type: str, param: str, target_type: str) -> Any:
     return (
         select(REF.c.rid)
         .where(
             REF.c.resource_type == resource_type,
             REF.c.param == param,
             REF.c.target_type == target_type,
-            REF.c.target_id == target_id,
+            REF.c.target_id == bindparam("target_id"),
         )
         .scalar_subquery()
     )
 
 
-def _current_referencing(
-    conn: Connection,
-    resource_type: str,
-    param: str,
-    target: tuple[str, str],
-    *extra: ColumnElement[bool],
-) -> list[Stored]:
-    """Current resources of ``resource_type`` whose ``param`` references ``target`` (type, id)."""
-    rows = conn.execute(
-        select(*COLUMNS)
-        .where(
-            R.c.resource_type == resource_type,
-            R.c.deleted.is_(False),
-            R.c.rid.in_(_referencing(resource_type, param, *target)),
-            *extra,
+@lru_cache(maxsize=64)
+def _statement(resource_type: str, param: str, target_type: str, status: tuple[str, ...] = ()) -> Any:
+    """Current resources of ``resource_type`` whose ``param`` references ``target_type``/:target_id, with
+    one of ``status`` and visible to :org when ``status`` is given. Built once per shape: building and
+    cache-keying a statement per call cost more than running it (a referral makes several)."""
+    where = [
+        R.c.resource_type == resource_type,
+        R.c.deleted.is_(False),
+        R.c.rid.in_(_referencing(resource_type, param, target_type)),
+    ]
+    if status:
+        having = select(TOKEN.c.rid).where(
+            TOKEN.c.resource_type == resource_type, TOKEN.c.param == "status", TOKEN.c.code.in_(status)
         )
-        .order_by(R.c.rid)
-    ).all()
-    return [row_to_stored(r) for r in rows]
+        where += [
+            R.c.rid.in_(having.scalar_subquery()),
+            visible_condition(R.c.rid, bindparam("org", type_=String())),
+        ]
+    return select(*COLUMNS).where(*where).order_by(R.c.rid)
+
+
+def _current_referencing(conn: Connection, statement: Any, **params: str) -> list[Stored]:
+    return [row_to_stored(r) for r in conn.execute(statement, params).all()]
 
 
 def active_consents(conn: Connection, patient_id: str, organization_id: str) -> list[Stored]:
@@ -60,50 +65,34 @@ def active_consents(conn: Connection, patient_id: str, organization_id: str) -> 
 
     The SQL form of ``Consent?patient=Patient/<id>&status=active`` with that organisation's visibility.
     """
-    active = select(TOKEN.c.rid).where(
-        TOKEN.c.resource_type == "Consent", TOKEN.c.param == "status", TOKEN.c.code == "active"
-    )
-    return _current_referencing(
-        conn,
-        "Consent",
-        "patient",
-        ("Patient", patient_id),
-        R.c.rid.in_(active.scalar_subquery()),
-        visible_condition(R.c.rid, organization_id),
-    )
+    statement = _statement("Consent", "patient", "Patient", ("active",))
+    return _current_referencing(conn, statement, target_id=patient_id, org=organization_id)
 
 
 def completed_responses(conn: Connection, patient_id: str, organization_id: str) -> list[Stored]:
     """Completed or amended QuestionnaireResponses about ``Patient/patient_id`` that ``organization_id``
     may see (``QuestionnaireResponse?subject=Patient/<id>&status=completed,amended``, that org's view)."""
-    finished = select(TOKEN.c.rid).where(
-        TOKEN.c.resource_type == "QuestionnaireResponse",
-        TOKEN.c.param == "status",
-        TOKEN.c.code.in_(("completed", "amended")),
-    )
-    return _current_referencing(
-        conn,
-        "QuestionnaireResponse",
-        "subject",
-        ("Patient", patient_id),
-        R.c.rid.in_(finished.scalar_subquery()),
-        visible_condition(R.c.rid, organization_id),
-    )
+    statement = _statement("QuestionnaireResponse", "subject", "Patient", ("completed", "amended"))
+    return _current_referencing(conn, statement, target_id=patient_id, org=organization_id)
 
 
 def services_of(conn: Connection, organization_id: str) -> list[Stored]:
     """The current HealthcareServices provided by ``Organization/organization_id``."""
-    return _current_referencing(conn, "HealthcareService", "organization", ("Organization", organization_id))
+    statement = _statement("HealthcareService", "organization", "Organization")
+    return _current_referencing(conn, statement, target_id=organization_id)
 
 
 def service_requests_for_patient(conn: Connection, patient_id: str) -> list[Stored]:
     """Every current ServiceRequest whose subject is ``Patient/patient_id``."""
-    return _current_referencing(conn, "ServiceRequest", "subject", ("Patient", patient_id))
+    return _current_referencing(
+        conn, _statement("ServiceRequest", "subject", "Patient"), target_id=patient_id
+    )
 
 
 def tasks_focusing(conn: Connection, service_request_id: str) -> list[Stored]:
     """The current Tasks whose focus is ``ServiceRequest/service_request_id`` (Task?focus=...)."""
-    return _current_referencing(conn, "Task", "focus", ("ServiceRequest", service_request_id))
+    statement = _statement("Task", "focus", "ServiceRequest")
+    return _current_referencing(conn, statement, target_id=service_request_id)
 
 
 def add_outbox(
@@ -117,21 +106,23 @@ def add_outbox(
 ) -> int:
     """Queue something that must be sent, in the caller's transaction (delivery workers pick it up)."""
     new_id: int = conn.execute(
-        insert(OUTBOX)
-        .values(
-            kind=kind,
-            organization_id=organization_id,
-            focus=focus,
-            payload=payload,
-            state="pending",
-            attempts=0,
-            message_id=f"msg_{uuid4().hex}",
-            created_at=now,
-            due_at=now,
-        )
-        .returning(OUTBOX.c.id)
+        _ADD_OUTBOX,
+        {
+            "kind": kind,
+            "organization_id": organization_id,
+            "focus": focus,
+            "payload": payload,
+            "state": "pending",
+            "attempts": 0,
+            "message_id": f"msg_{uuid4().hex}",
+            "created_at": now,
+            "due_at": now,
+        },
     ).scalar_one()
     return new_id
+
+
+_ADD_OUTBOX = insert(OUTBOX).returning(OUTBOX.c.id)
 
 
 def outbox_for(conn: Connection, focus: str) -> list[dict[str, Any]]:
