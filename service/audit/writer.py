@@ -20,9 +20,9 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,28 +59,15 @@ class AuditWriter:
         """Return once ``events`` are committed; ``ServiceUnavailable`` (503) if they were not."""
         if not events:
             return
-        try:
+        with _committed_or_unavailable(timeout):
             self.submit(events).result(timeout)
-        except FutureTimeout:
-            log.warning("audit batch not committed within %.0f s", timeout)
-            raise _unavailable() from None
-        except Exception as exc:
-            # Type only: a database error's message can carry SQL or connection details.
-            log.warning("audit batch not committed: %s", type(exc).__name__)
-            raise _unavailable() from None
 
     async def commit(self, events: Sequence[dict[str, Any]], *, timeout: float = WAIT_SECONDS) -> None:
         """``record`` for a coroutine: the event loop goes on serving while the batch commits."""
         if not events:
             return
-        try:
+        with _committed_or_unavailable(timeout):
             await asyncio.wait_for(asyncio.wrap_future(self.submit(events)), timeout)
-        except TimeoutError:
-            log.warning("audit batch not committed within %.0f s", timeout)
-            raise _unavailable() from None
-        except Exception as exc:
-            log.warning("audit batch not committed: %s", type(exc).__name__)
-            raise _unavailable() from None
 
     def submit(self, events: Sequence[dict[str, Any]]) -> Future[None]:
         """Queue ``events``; the future resolves when their batch commits (or fails)."""
@@ -148,6 +135,20 @@ class AuditWriter:
 
 class WriterClosed(RuntimeError):
     pass
+
+
+@contextmanager
+def _committed_or_unavailable(timeout: float) -> Iterator[None]:
+    """A batch that failed or did not commit in time becomes 503 (``ServiceUnavailable``)."""
+    try:
+        yield
+    except TimeoutError:  # concurrent.futures.TimeoutError is TimeoutError since Python 3.11
+        log.warning("audit batch not committed within %.0f s", timeout)
+        raise _unavailable() from None
+    except Exception as exc:
+        # Type only: a database error's message can carry SQL or connection details.
+        log.warning("audit batch not committed: %s", type(exc).__name__)
+        raise _unavailable() from None
 
 
 def _unavailable() -> ServiceUnavailable:
