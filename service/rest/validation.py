@@ -49,6 +49,19 @@ def check_envelope(body: Any, resource_type: str, resource_id: str | None) -> di
                 )
             ],
         )
+    if "id" in body and not isinstance(body["id"], str):
+        # A create ignores the id it is sent (http://hl7.org/fhir/R4/http.html#create), but one that is
+        # not even a string makes the resource malformed, and a malformed resource is refused.
+        raise BadRequest(
+            "Resource.id must be a string",
+            issues=[
+                Issue(
+                    code="invalid",
+                    diagnostics="Resource.id must be a string",
+                    expression=(f"{resource_type}.id",),
+                )
+            ],
+        )
     if resource_id is not None:
         if "id" not in body:
             raise BadRequest(

@@ -56,6 +56,8 @@ def _post_raw(client: Client, content: bytes | Iterator[bytes], **headers: str) 
             {**GOOD, "multipleBirthInteger": "3"},
             "Patient.multipleBirthInteger",
         ),
+        ("wrong type: object for id", {**GOOD, "id": {}}, "Patient.id"),
+        ("wrong type: number for id", {**GOOD, "id": 7}, "Patient.id"),
         ("invalid date", {**GOOD, "birthDate": "1988-13-45"}, "Patient.birthDate"),
         ("invalid date format", {**GOOD, "birthDate": "15/04/1988"}, "Patient.birthDate"),
         ("number for date", {**GOOD, "birthDate": 0}, "Patient.birthDate"),
@@ -239,7 +241,7 @@ _TOLERATED: list[tuple[str, str, Any]] = [
     ("GET", "/fhir/Patient?general-practitioner=http://elsewhere.example/Practitioner/1", None),
     ("GET", "/fhir/Patient?family:nonsense=x", None),
     ("GET", "/fhir/Patient?_id=" + ",".join(["x"] * 2000), None),
-    ("POST", "/fhir/Patient", {**GOOD, "id": {"nested": True}}),
+    ("POST", "/fhir/Patient", {**GOOD, "id": "client-chosen-but-ignored"}),
 ]
 
 
