@@ -7,6 +7,7 @@ together (422). Profile validation slots in as another step (ROADMAP.md).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,9 @@ def rules_for(resource_type: str) -> list[RuleStep]:
     return _RULES.get(resource_type, [])
 
 
+_ID = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
+
+
 def check_envelope(body: Any, resource_type: str, resource_id: str | None) -> dict[str, Any]:
     """resourceType and id agree with the URL (http://hl7.org/fhir/R4/http.html#update)."""
     if not isinstance(body, dict):
@@ -49,18 +53,13 @@ def check_envelope(body: Any, resource_type: str, resource_id: str | None) -> di
                 )
             ],
         )
-    if "id" in body and not isinstance(body["id"], str):
-        # A create ignores the id it is sent (http://hl7.org/fhir/R4/http.html#create), but one that is
-        # not even a string makes the resource malformed, and a malformed resource is refused.
+    if "id" in body and not (isinstance(body["id"], str) and _ID.fullmatch(body["id"])):
+        # A create ignores the id it is sent (http://hl7.org/fhir/R4/http.html#create), but one that is not
+        # a FHIR id (a string of 1-64 letters, digits, "-" and ".") makes the resource invalid, and an
+        # invalid resource is refused, as the OpenAPI document's schema says.
+        problem = "Resource.id must be 1-64 characters of A-Z, a-z, 0-9, '-' and '.'"
         raise BadRequest(
-            "Resource.id must be a string",
-            issues=[
-                Issue(
-                    code="invalid",
-                    diagnostics="Resource.id must be a string",
-                    expression=(f"{resource_type}.id",),
-                )
-            ],
+            problem, issues=[Issue(code="invalid", diagnostics=problem, expression=(f"{resource_type}.id",))]
         )
     if resource_id is not None:
         if "id" not in body:

@@ -58,6 +58,8 @@ def _post_raw(client: Client, content: bytes | Iterator[bytes], **headers: str) 
         ),
         ("wrong type: object for id", {**GOOD, "id": {}}, "Patient.id"),
         ("wrong type: number for id", {**GOOD, "id": 7}, "Patient.id"),
+        ("not a FHIR id", {**GOOD, "id": "no spaces allowed"}, "Patient.id"),
+        ("too long for a FHIR id", {**GOOD, "id": "x" * 65}, "Patient.id"),
         ("invalid date", {**GOOD, "birthDate": "1988-13-45"}, "Patient.birthDate"),
         ("invalid date format", {**GOOD, "birthDate": "15/04/1988"}, "Patient.birthDate"),
         ("number for date", {**GOOD, "birthDate": 0}, "Patient.birthDate"),
