@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
@@ -23,7 +24,12 @@ class Pages:
         self.driver, self.base, self.axe, self.shots = driver, base, axe, shots
 
     def wait_for(self, text: str) -> None:
-        WebDriverWait(self.driver, 30).until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), text))
+        # A form post replaces the document while this polls: reading the old body's text can then fail
+        # with a stale element or, in chromium 156, "Node with given id does not belong to the document"
+        # (a WebDriverException). Either means "not yet": poll again, up to the timeout.
+        WebDriverWait(
+            self.driver, 30, ignored_exceptions=(StaleElementReferenceException, WebDriverException)
+        ).until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), text))
 
     def check(self, name: str) -> None:
         """Accessibility first (the page as it is), then the picture."""
