@@ -12,7 +12,6 @@ from typing import Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from auth.tokens import AccessTokenClaims as TokenInfo
@@ -20,16 +19,14 @@ from auth.tokens import hash_token
 from service.access.caller import Caller, Role
 from service.api import ratelimit
 from service.api.token_cache import TokenCache
-from service.audit import record
 from service.audit.writer import AuditWriter
-from service.errors import Conflict, FhirError, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
+from service.errors import PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from service.fhir.jsonbody import parse_json
-from service.rest import patch
+from service.rest import patch, unit
 from service.rest.context import Context
 from service.rest.patch import PatchDocument
 from service.settings import Settings
 from service.storage.database import Database
-from service.storage.errors import is_contention
 from service.storage.tokens import find_token
 
 T = TypeVar("T")
@@ -183,35 +180,19 @@ async def run_async(request: Request, caller: Caller, work: Callable[[Context], 
 def transact(
     request: Request, caller: Caller, work: Callable[[Context], T], events: list[dict[str, Any]]
 ) -> T:
-    """``work`` in one transaction; the AuditEvents still to be committed are added to ``events``
-    (a read-only interaction's, or the refusal of a failed one), for ``run`` to commit."""
+    """``work`` in one transaction (``rest.unit.transact``), read-only for GET and ``_search``."""
     settings = settings_of(request)
-    db = database_of(request)
-    read_only = _is_read_only(request)
-    try:
-        try:
-            with db.transaction(write=not read_only) as conn:
-                ctx = Context(
-                    conn=conn,
-                    caller=caller,
-                    base_url=settings.fhir_base(),
-                    allow_private_endpoints=settings.allow_private_endpoints,
-                    read_only=read_only,
-                )
-                result = work(ctx)
-        except DBAPIError as exc:
-            if not is_contention(exc):
-                raise
-            # A deadlock or lock timeout against a concurrent request: the client may retry.
-            raise Conflict(
-                "The request conflicted with a concurrent change and was rolled back; retry it",
-                headers={"Retry-After": "1"},
-            ) from None
-    except FhirError as exc:
-        events.append(_failure_event(request, caller, exc.status, exc.diagnostics))
-        raise
-    events.extend(ctx.audit)
-    return result
+    return unit.transact(
+        database_of(request),
+        caller,
+        work,
+        events,
+        base_url=settings.fhir_base(),
+        allow_private_endpoints=settings.allow_private_endpoints,
+        read_only=_is_read_only(request),
+        action=lambda: _action_of(request),
+        query=request.url.query or None,
+    )
 
 
 def audit_writer_of(request: Request) -> AuditWriter:
@@ -222,20 +203,6 @@ def audit_writer_of(request: Request) -> AuditWriter:
 def _is_read_only(request: Request) -> bool:
     return request.method in ("GET", "HEAD") or (
         request.method == "POST" and request.url.path.rstrip("/").endswith("/_search")
-    )
-
-
-def _failure_event(request: Request, caller: Caller, status: int, description: str) -> dict[str, Any]:
-    # A failed interaction wrote nothing (its transaction rolled back), so its event needs a
-    # commit of its own: the audit writer's, shared with other requests. If even that fails,
-    # the client gets 503 instead of the original error.
-    return record.build_event(
-        caller=caller,
-        action=_action_of(request),
-        now=datetime.now(UTC),
-        status=status,
-        description=description,
-        query=request.url.query or None,
     )
 
 

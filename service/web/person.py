@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from service.access.caller import Caller, Role
 from service.audit import record
-from service.errors import FhirError
+from service.rest import unit
 from service.rest.context import Context
 from service.settings import Settings
 from service.storage.database import Database
@@ -43,22 +43,22 @@ def caller_for(person: Person, source: str) -> Caller:
 
 
 def run(db: Database, settings: Settings, caller: Caller, action: str, work: Callable[[Context], T]) -> T:
-    """``work`` in one write transaction (reads write their AuditEvents); a refusal is rolled back and
-    audited as a failure of ``action``, as the API does (``api.deps.run``)."""
+    """``work`` in one write transaction (reads write their AuditEvents with it), as the API runs a
+    request (``rest.unit.transact``); a refusal is rolled back and audited as a failure of ``action``
+    in a transaction of its own."""
+    events: list[dict[str, Any]] = []
     try:
-        with db.transaction(write=True) as conn:
-            ctx = Context(
-                conn=conn,
-                caller=caller,
-                base_url=settings.fhir_base(),
-                allow_private_endpoints=settings.allow_private_endpoints,
-            )
-            return work(ctx)
-    except FhirError as exc:
-        now = datetime.now(UTC)
-        event = record.build_event(
-            caller=caller, action=action, now=now, status=exc.status, description=exc.diagnostics
+        return unit.transact(
+            db,
+            caller,
+            work,
+            events,
+            base_url=settings.fhir_base(),
+            allow_private_endpoints=settings.allow_private_endpoints,
+            read_only=False,
+            action=lambda: action,
         )
-        with db.transaction(write=True) as conn:
-            record.write_event(conn, event, now)
-        raise
+    finally:
+        if events:
+            with db.transaction(write=True) as conn:
+                record.write_events(conn, events, datetime.now(UTC))
