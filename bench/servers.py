@@ -53,13 +53,16 @@ def hub_env(database_url: str, port: int) -> dict[str, str]:
     return env
 
 
-def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_ready(
+    base_url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0, path: str = "/healthz"
+) -> None:
+    """Poll ``path`` until it answers 200; fail if ``proc`` exits first or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with status {proc.returncode} before it was ready")
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+            if httpx.get(f"{base_url}{path}", timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -75,7 +78,7 @@ def _running(
     # With taskset the child is taskset's exec'd process: the same pid, so CPU shares still measure it.
     proc = subprocess.Popen([*pinning.prefix(), *args], cwd=ROOT, env=env)
     try:
-        _wait_ready(base_url, proc)
+        wait_ready(base_url, proc)
         yield Server(base_url, proc.pid)
     finally:
         proc.terminate()

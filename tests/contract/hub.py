@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from bench.servers import free_port, wait_ready
 from service.api import examples
 from service.delivery.secrets import generate_key
 from service.storage.database import Database
@@ -44,12 +43,6 @@ class World:
     base_url: str
     ids: dict[str, str] = field(default_factory=dict)  # the placeholders of service.api.examples
     identities: list[Identity] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(database_url: str, base_url: str) -> dict[str, str]:
@@ -87,7 +80,8 @@ def serve(database_url: str, log: Path) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(base_url, proc)
+            # /readyz, not /healthz: the fuzzer needs the migrated database, not just a live process.
+            wait_ready(base_url, proc, path="/readyz")
             yield base_url
         finally:
             proc.terminate()
@@ -96,20 +90,6 @@ def serve(database_url: str, log: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the hub exited with status {proc.returncode} before it was ready")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the hub at {base_url} was not ready after {timeout:.0f}s")
 
 
 # -- seeding ---------------------------------------------------------------------------------------
