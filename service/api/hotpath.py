@@ -96,7 +96,7 @@ async def _read(request: Request, rtype: str, rid: str) -> Response:
     # On SQLite a read by id is a few hundred microseconds of CPU in one indexed lookup: run on the
     # loop, it skips the threadpool hop and the GIL hand-offs, which cost as much again. On
     # PostgreSQL the lookup waits on the network, so it keeps its thread.
-    inline = request.app.state.database.engine.dialect.name == "sqlite"
+    inline = request.app.state.database.dialect == "sqlite"
     result = await run_async(request, caller, resource_routes.read_work(rtype, rid), inline=inline)
     return resource_routes.read_response(result, request.headers.get("if-none-match"))
 

@@ -16,6 +16,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
+        self.dialect: str = self.engine.dialect.name  # "sqlite" or "postgresql"
         # SQLite allows one writer; queueing writers on a process lock is fairer and far
         # cheaper than letting them spin in SQLite's busy handler (sleep-and-retry).
         self._sqlite_writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
