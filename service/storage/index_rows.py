@@ -9,7 +9,7 @@ from sqlmodel import SQLModel
 from service.search.types import DateRow, IndexRow, NumberRow, ReferenceRow, StringRow, TokenRow, UriRow
 from service.storage.tables import IdxDate, IdxNumber, IdxReference, IdxString, IdxToken, IdxUri
 
-_TABLES: dict[type[Any], type[SQLModel]] = {
+ROW_TABLES: dict[type[Any], type[SQLModel]] = {
     TokenRow: IdxToken,
     StringRow: IdxString,
     DateRow: IdxDate,
@@ -20,7 +20,7 @@ _TABLES: dict[type[Any], type[SQLModel]] = {
 
 
 def row_table(row: IndexRow) -> type[SQLModel]:
-    return _TABLES[type(row)]
+    return ROW_TABLES[type(row)]
 
 
 def row_values(row: IndexRow, rid: int, resource_type: str) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, String, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict
@@ -21,7 +21,9 @@ from service.fhir.instant import fhir_instant
 from service.search.types import IndexRow
 from service.storage import locks
 from service.storage.access import granted_column, visible_condition
-from service.storage.index_rows import row_table, row_values
+from service.storage.bulk import BulkInsert
+from service.storage.driverselect import DriverSelect
+from service.storage.index_rows import ROW_TABLES
 from service.storage.tables import (
     IdxDate,
     IdxNumber,
@@ -84,12 +86,20 @@ def row_to_stored(r: Any) -> Stored:
     )
 
 
-# Built once: building a Core statement per call costs more than executing it on SQLite.
-_INSERT_RESOURCE = insert(R).returning(R.c.rid)
-# Multi-row INSERT ... VALUES ... RETURNING (SQLAlchemy "insertmanyvalues"), matched back by id:
-# asking for parameter order instead makes SQLAlchemy fall back to one INSERT per row on SQLite.
-_INSERT_RESOURCES = insert(R).returning(R.c.rid, R.c.id)
-_INSERT_HISTORY = insert(H)
+# Resource, history and index rows go in as multi-row inserts through the driver (storage/bulk.py):
+# through Core each row cost 35-60 us of Python, and every request writes a dozen of them.
+# RETURNING rid, id is matched back by id: a multi-row RETURNING promises no order.
+_RESOURCE_ROWS = BulkInsert(
+    R, ("resource_type", "id", "version_id", "last_updated", "deleted", "content"), returning=("rid", "id")
+)
+_HISTORY_ROWS = BulkInsert(
+    H, ("rid", "version_id", "resource_type", "id", "last_updated", "method", "content")
+)
+# One per kind of index row; the row dataclass's fields are its table's columns, in field order.
+_INDEX_ROWS = {
+    kind: BulkInsert(model.__table__, ("rid", "resource_type", *(f.name for f in fields(kind))))  # type: ignore[attr-defined]
+    for kind, model in ROW_TABLES.items()
+}
 
 COLUMNS = (R.c.rid, R.c.resource_type, R.c.id, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
 _SELECT_CURRENT = select(*COLUMNS).where(R.c.resource_type == bindparam("rtype"), R.c.id == bindparam("rid_"))
@@ -106,7 +116,16 @@ _BUMP = (
         content=bindparam("content"),
     )
 )
-_INSERT_INDEX = {table.name: insert(table) for table in INDEX_TABLES}
+
+
+def _stored(row: tuple[Any, ...]) -> Stored:
+    """A row of ``COLUMNS`` (from a DriverSelect) as a Stored."""
+    return Stored(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+
+
+# The reads by id every request makes, run through the driver (storage/driverselect.py).
+_CURRENT = DriverSelect(_SELECT_CURRENT)
+_CURRENT_GRANTED = DriverSelect(_SELECT_CURRENT_GRANTED)
 
 
 class ResourceStore:
@@ -117,17 +136,17 @@ class ResourceStore:
 
     # -- reads -----------------------------------------------------------------
     def current(self, resource_type: str, resource_id: str) -> Stored | None:
-        row = self.conn.execute(_SELECT_CURRENT, {"rtype": resource_type, "rid_": resource_id}).first()
-        return row_to_stored(row) if row else None
+        row = _CURRENT.first(self.conn, {"rtype": resource_type, "rid_": resource_id})
+        return _stored(row) if row else None
 
     def current_with_access(
         self, resource_type: str, resource_id: str, organization_id: str
     ) -> tuple[Stored | None, bool]:
         """The current version and whether the organisation has an access row for it (one query)."""
-        row = self.conn.execute(
-            _SELECT_CURRENT_GRANTED, {"rtype": resource_type, "rid_": resource_id, "org": organization_id}
-        ).first()
-        return (row_to_stored(row), bool(row.granted)) if row else (None, False)
+        row = _CURRENT_GRANTED.first(
+            self.conn, {"rtype": resource_type, "rid_": resource_id, "org": organization_id}
+        )
+        return (_stored(row), bool(row[7])) if row else (None, False)
 
     def current_for_write(self, resource_type: str, resource_id: str) -> Stored | None:
         """The current version, with writers to this id serialised until commit.
@@ -223,27 +242,13 @@ class ResourceStore:
         resource_id: str | None = None,
     ) -> Stored:
         rid_ = resource_id or new_id()
-        doc = _stamp(content, rid_, 1, now)
         try:
-            rid = self.conn.execute(
-                _INSERT_RESOURCE,
-                {
-                    "resource_type": resource_type,
-                    "id": rid_,
-                    "version_id": 1,
-                    "last_updated": now,
-                    "deleted": False,
-                    "content": doc,
-                },
-            ).scalar_one()
+            return self._create_rows(resource_type, [(rid_, content, index_rows)], now)[0]
         except IntegrityError:
             # Another transaction created this id first (e.g. a racing update-as-create).
             raise Conflict(
                 f"{resource_type}/{rid_} was created by another request; read it and retry"
             ) from None
-        self._history(rid, resource_type, rid_, 1, now, "POST", doc)
-        self._write_index(rid, resource_type, index_rows)
-        return Stored(rid, resource_type, rid_, 1, now, False, doc)
 
     def create_many(
         self, resource_type: str, items: Sequence[tuple[dict[str, Any], Iterable[IndexRow]]], *, now: datetime
@@ -251,38 +256,33 @@ class ResourceStore:
         """Create several resources of one type in a handful of statements (multi-row inserts), for the
         hub's own bulk writes (the audit writer's batches, a delivery worker's disclosure AuditEvents).
         Ids are always new."""
+        return self._create_rows(resource_type, [(new_id(), content, rows) for content, rows in items], now)
+
+    def _create_rows(
+        self,
+        resource_type: str,
+        items: Sequence[tuple[str, dict[str, Any], Iterable[IndexRow]]],
+        now: datetime,
+    ) -> list[Stored]:
+        """Version 1 of each (id, content, index rows): one insert for the resources, one for their
+        history, and one per index table."""
         if not items:
             return []
-        docs = [(new_id(), content, rows) for content, rows in items]
-        stamped = [(rid_, _stamp(content, rid_, 1, now), rows) for rid_, content, rows in docs]
-        returned = self.conn.execute(
-            _INSERT_RESOURCES,
+        dialect = self.conn.dialect
+        stamped = [(rid_, _stamp(content, rid_, 1, now), rows) for rid_, content, rows in items]
+        returned = _RESOURCE_ROWS.execute(
+            self.conn,
             [
-                {
-                    "resource_type": resource_type,
-                    "id": rid_,
-                    "version_id": 1,
-                    "last_updated": now,
-                    "deleted": False,
-                    "content": doc,
-                }
+                _RESOURCE_ROWS.process(dialect, (resource_type, rid_, 1, now, False, doc))
                 for rid_, doc, _ in stamped
             ],
-        ).all()
+        )
         by_id = {row.id: row.rid for row in returned}
         rids = [by_id[rid_] for rid_, _, _ in stamped]
-        self.conn.execute(
-            _INSERT_HISTORY,
+        _HISTORY_ROWS.execute(
+            self.conn,
             [
-                {
-                    "rid": rid,
-                    "version_id": 1,
-                    "resource_type": resource_type,
-                    "id": rid_,
-                    "last_updated": now,
-                    "method": "POST",
-                    "content": doc,
-                }
+                _HISTORY_ROWS.process(dialect, (rid, 1, resource_type, rid_, now, "POST", doc))
                 for rid, (rid_, doc, _) in zip(rids, stamped, strict=True)
             ],
         )
@@ -337,18 +337,8 @@ class ResourceStore:
     def _history(
         self, rid: int, rtype: str, rid_: str, version: int, now: datetime, method: str, doc: Any
     ) -> None:
-        self.conn.execute(
-            _INSERT_HISTORY,
-            {
-                "rid": rid,
-                "version_id": version,
-                "resource_type": rtype,
-                "id": rid_,
-                "last_updated": now,
-                "method": method,
-                "content": doc,
-            },
-        )
+        row = _HISTORY_ROWS.process(self.conn.dialect, (rid, version, rtype, rid_, now, method, doc))
+        _HISTORY_ROWS.execute(self.conn, [row])
 
     def _clear_index(self, rid: int) -> None:
         for table in INDEX_TABLES:
@@ -359,9 +349,13 @@ class ResourceStore:
 
     def write_index_many(self, rtype: str, items: Iterable[tuple[int, Iterable[IndexRow]]]) -> None:
         """Index rows for several resources of one type: one multi-row insert per index table."""
-        buckets: dict[Any, list[dict[str, Any]]] = {}
+        dialect = self.conn.dialect
+        buckets: dict[type[Any], list[tuple[Any, ...]]] = {}
         for rid, rows in items:
             for row in rows:
-                buckets.setdefault(row_table(row).__tablename__, []).append(row_values(row, rid, rtype))
-        for name, values_list in buckets.items():
-            self.conn.execute(_INSERT_INDEX[name], values_list)
+                kind = type(row)
+                buckets.setdefault(kind, []).append(
+                    _INDEX_ROWS[kind].process(dialect, (rid, rtype, *vars(row).values()))
+                )
+        for kind, values in buckets.items():
+            _INDEX_ROWS[kind].execute(self.conn, values)
