@@ -87,6 +87,9 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(type(exc).__name__) from None
 
 
+_BEGIN = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
+
+
 def _configure_sqlite(engine: Engine) -> None:
     # WAL lets readers proceed during a write; write transactions BEGIN IMMEDIATE, taking the
     # write lock up front so two writers serialise instead of failing on lock upgrade.
@@ -108,7 +111,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # Writers pass execution option sqlite_begin="IMMEDIATE"; readers stay DEFERRED.
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: through exec_driver_sql this BEGIN cost 20-40 us, on every request.
+        conn.connection.dbapi_connection.execute(_BEGIN[mode])
 
 
 def is_postgres(engine: Engine) -> bool:
