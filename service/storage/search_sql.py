@@ -84,9 +84,13 @@ def page(
     if before is not None:
         where.append(_keyset(keys_q, before, nulls_last=nulls_last))
     driven = _driven_by_index(where, keys_q, limit) if len(keys) == 1 else None
+    # Driven, the page is its rids alone: the type and deleted tests are already in the index rows,
+    # and left here they made SQLite read every resource of the type by ix_resource_type_updated and
+    # sort, instead of fetching the page's rids by primary key (an inbox page 3.2 -> 2.4 ms at 10k
+    # Tasks, 15.4 -> 7.3 ms at 100k).
     stmt = (
         select(*COLUMNS, *[k.expr.label(f"sk{i}") for i, k in enumerate(keys)])
-        .where(*where if driven is None else [*where[:2], R.c.rid.in_(driven)])
+        .where(*where if driven is None else [R.c.rid.in_(driven)])
         .order_by(*_order(keys_q, nulls_last=nulls_last))
         .limit(limit)
     )
