@@ -7,17 +7,20 @@ and the "insertmanyvalues" batching, row by row; issue 11's profile). Here the s
 is built once per table, dialect and row count, the column values go through the very bind
 processors SQLAlchemy would apply (the column types' own: UTC timestamps, JSON, booleans), so
 what is stored is what Core would have stored, and the statement runs through
-``Connection.exec_driver_sql``: one execution per table per batch, with SQLAlchemy's error
-wrapping, pool invalidation and events intact.
+the driver's cursor (storage/driver.py): one execution per table per batch, with SQLAlchemy's
+error wrapping and pool invalidation intact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table
+
+from service.storage import driver
 
 # SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535; stay well under both.
 MAX_PARAMETERS = 30_000
@@ -64,16 +67,16 @@ class BulkInsert:
         return tuple(out)
 
     def execute(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """Insert ``rows`` (driver values, as from ``process``); the RETURNING rows, in no set order."""
+        """Insert ``rows`` (driver values, as from ``process``); the RETURNING rows as tuples, in no set
+        order."""
         returned: list[Any] = []
         step = self.rows_per_statement
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
             sql = _statement(conn.dialect.name, self.table.name, self.columns, self.returning, len(chunk))
-            flat = tuple(value for row in chunk for value in row)
-            result = conn.exec_driver_sql(sql, flat)
+            found = driver.rows(conn, sql, tuple(chain.from_iterable(chunk)))
             if self.returning:
-                returned.extend(result.all())
+                returned.extend(found)
         return returned
 
 

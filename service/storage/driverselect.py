@@ -3,10 +3,10 @@
 A read by id is one indexed SELECT that SQLite answers in a few microseconds, but executing a
 cached Core statement costs 60-110 µs of Python (execution context, parameter construction,
 result metadata: issue 11's profile), and every request makes one or more. ``DriverSelect``
-keeps the statement written in Core; it compiles it once per dialect and then runs it with
-``Connection.exec_driver_sql``, applying the same bind and result processors SQLAlchemy would
-(UTC timestamps, JSON, booleans), so rows come back as Core returns them. Errors, pool
-invalidation and events still go through the Connection.
+keeps the statement written in Core; it compiles it once per dialect and then runs it on the
+driver's cursor (storage/driver.py), applying the same bind and result processors SQLAlchemy
+would (UTC timestamps, JSON, booleans), so rows come back as Core returns them. Errors and pool
+invalidation still go through the Connection.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Select
+
+from service.storage import driver
 
 Processor = Callable[[Any], Any] | None
 
@@ -46,9 +48,10 @@ class DriverSelect:
         params: Sequence[Any] | dict[str, Any] = (
             tuple(bound) if plan.positional else dict(zip(plan.names, bound, strict=True))
         )
-        row = conn.exec_driver_sql(plan.sql, params).first()
-        if row is None:
+        found = driver.rows(conn, plan.sql, params)
+        if not found:
             return None
+        row = found[0]
         return tuple(v if p is None or v is None else p(v) for v, p in zip(row, plan.results, strict=True))
 
     def _plan(self, dialect: Dialect) -> _Plan:

@@ -277,7 +277,7 @@ class ResourceStore:
                 for rid_, doc, _ in stamped
             ],
         )
-        by_id = {row.id: row.rid for row in returned}
+        by_id = {row[1]: row[0] for row in returned}  # (rid, id)
         rids = [by_id[rid_] for rid_, _, _ in stamped]
         _HISTORY_ROWS.execute(
             self.conn,

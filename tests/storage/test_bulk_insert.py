@@ -42,8 +42,8 @@ def test_rows_are_stored_exactly_as_core_stores_them(clean_database: Database) -
             conn.execute(insert(R).values(dict(zip(COLUMNS, (*_row(i)[:1], rid, *_row(i)[2:]), strict=True))))
         rows = BulkInsert(R, COLUMNS, returning=("rid", "id"))
         returned = rows.execute(conn, [rows.process(conn.dialect, _row(i)) for i in range(2)])
-    assert sorted(r.id for r in returned) == bulk_ids
-    assert all(isinstance(r.rid, int) for r in returned)
+    assert sorted(r[1] for r in returned) == bulk_ids
+    assert all(isinstance(r[0], int) for r in returned)
     core = _stored(clean_database, core_ids)
     made = _stored(clean_database, bulk_ids)
     for i in range(2):

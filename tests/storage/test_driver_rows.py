@@ -1,0 +1,73 @@
+"""storage/driver.rows: the cursor itself on the hot path, the Connection's behaviour around it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+
+from service.storage import driver
+from service.storage.database import Database
+
+
+def _mark(conn: Connection) -> str:
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def _refuse_exec_driver_sql(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("went through exec_driver_sql")
+
+    monkeypatch.setattr(Connection, "exec_driver_sql", refused)
+
+
+def test_inside_a_transaction_it_runs_on_the_cursor(
+    clean_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with clean_database.transaction(write=False) as conn:
+        _refuse_exec_driver_sql(monkeypatch)
+        found = driver.rows(conn, f"SELECT {_mark(conn)} + 1, 'x'", (41,))
+    assert found == [(42, "x")]
+
+
+def test_a_driver_error_is_wrapped_as_the_connection_would_wrap_it(clean_database: Database) -> None:
+    with clean_database.transaction() as conn:
+        conn.execute(text("CREATE TEMPORARY TABLE t (k INTEGER PRIMARY KEY)"))
+        driver.rows(conn, f"INSERT INTO t (k) VALUES ({_mark(conn)})", (1,))
+        with pytest.raises(IntegrityError) as caught:
+            driver.rows(conn, f"INSERT INTO t (k) VALUES ({_mark(conn)})", (1,))
+        # Parameters stay out of the message (hide_parameters): they can be patient data.
+        assert "hidden" in str(caught.value)
+        conn.rollback()
+
+
+def test_a_bad_statement_is_a_sqlalchemy_error_too(clean_database: Database) -> None:
+    # SQLite calls a missing table an OperationalError, PostgreSQL a ProgrammingError: both DBAPIErrors.
+    with pytest.raises(DBAPIError) as caught, clean_database.transaction(write=False) as conn:
+        driver.rows(conn, "SELECT * FROM no_such_table", ())
+    assert isinstance(caught.value, OperationalError | ProgrammingError)
+
+
+def test_listeners_still_see_every_statement(clean_database: Database) -> None:
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    with clean_database.transaction(write=False) as conn:
+        event.listen(conn, "before_cursor_execute", listen)
+        assert driver.rows(conn, "SELECT 7", ()) == [(7,)]
+        event.remove(conn, "before_cursor_execute", listen)
+    assert seen == ["SELECT 7"]
+
+
+def test_outside_a_transaction_the_connection_begins_one(
+    clean_database: Database,
+) -> None:
+    with clean_database.engine.connect() as conn:
+        assert not conn.in_transaction()
+        assert driver.rows(conn, "SELECT 1", ()) == [(1,)]
+        assert conn.in_transaction()  # autobegun, so a write here would not commit on its own
+        conn.rollback()
