@@ -17,9 +17,10 @@ from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.visitors import ExternallyTraversible, iterate, replacement_traverse
 
 from service.storage.resources import COLUMNS, INDEX_TABLES, R, Stored, row_to_stored
-from service.storage.tables import IdxReference
+from service.storage.tables import IdxReference, ResourceAccess
 
 REF = IdxReference.__table__  # type: ignore[attr-defined]
+A = ResourceAccess.__table__  # type: ignore[attr-defined]
 INDEX_TABLE_NAMES = frozenset(table.name for table in INDEX_TABLES)
 
 
@@ -124,9 +125,15 @@ def _driven_by_index(
     matching = _index_subquery(driver)
     assert matching is not None
     idx_rid = matching.selected_columns[0]
-    moved = []
+    moved: list[ColumnElement[bool]] = []
     for cond in conditions:
         if cond is driver:
+            continue
+        inner = _rid_subquery(cond)
+        if inner is not None and _uncorrelated(inner):
+            # rid IN (SELECT ...), as index and visibility conditions are: the same subquery on the
+            # index row's rid, with no traversal (cloning them cost 0.36 ms of a 2.4 ms inbox search).
+            moved.append(idx_rid.in_(inner))
             continue
         if any(col.table is R and col is not R.c.rid for col in _columns(cond)):
             return None  # _id, _lastUpdated: columns of resource itself
@@ -140,8 +147,8 @@ def _driven_by_index(
     )
 
 
-def _index_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
-    """The SELECT of ``resource.rid IN (SELECT rid FROM idx_...)``, or None for any other condition."""
+def _rid_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
+    """The SELECT of ``resource.rid IN (SELECT one column ...)``, or None for any other condition."""
     if (
         not isinstance(cond, BinaryExpression)
         or cond.operator is not operators.in_op
@@ -150,6 +157,25 @@ def _index_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
         return None
     inner = getattr(cond.right, "element", None)
     if not isinstance(inner, Select) or len(inner.selected_columns) != 1:
+        return None
+    return inner
+
+
+def _uncorrelated(inner: Select[Any]) -> bool:
+    """True for the subqueries compile_filter and visible_condition build: the rid of one index
+    table (aliased) or of resource_access, filtered on that table's own columns and values (the hub
+    has no chained or _has parameters, the ones that would reach back to ``resource``)."""
+    froms = inner.columns_clause_froms
+    if len(froms) != 1:
+        return False
+    table = getattr(froms[0], "element", froms[0])
+    return table is A or getattr(table, "name", None) in INDEX_TABLE_NAMES
+
+
+def _index_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
+    """The SELECT of ``resource.rid IN (SELECT rid FROM idx_...)``, or None for any other condition."""
+    inner = _rid_subquery(cond)
+    if inner is None:
         return None
     # The table of the selected rid, through its alias (get_final_froms would compile the SELECT).
     source = getattr(inner.selected_columns[0], "table", None)

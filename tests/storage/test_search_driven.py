@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from service.search.compile import compile_filters
 from service.search.parse import parse_search
 from service.storage import search_sql
@@ -26,3 +29,27 @@ def test_conditions_on_the_resource_row_or_only_negative_ones_do_not() -> None:
     assert not _driven([("status:not", "completed")])
     assert not _driven([("owner:missing", "true")])
     assert not _driven([])
+
+
+def test_subqueries_move_to_the_index_rid_as_the_traversal_would_move_them() -> None:
+    # The inbox's shape: owner drives; status and the partner's visibility move onto the index rid.
+    # Moved without cloning (rid IN (subquery) on the index rid), they compile to what
+    # replacement_traverse gives.
+    from service.storage.access import visible_condition
+
+    query = parse_search("Task", [("owner", "Organization/p"), ("status", "requested")])
+    conditions = [*compile_filters(query, R), visible_condition(R.c.rid, "p")]
+    where = [R.c.resource_type == "Task", R.c.deleted.is_(False), *conditions]
+    driven = search_sql._driven_by_index(where, [SortKey(R.c.rid, False)], 21)
+    assert driven is not None
+    idx_rid = search_sql._index_subquery(conditions[0]).selected_columns[0]  # type: ignore[union-attr]
+    traversed = [search_sql._with_rid(c, idx_rid) for c in conditions[1:]]
+    matching = search_sql._index_subquery(conditions[0])
+    assert matching is not None
+    expected = matching.where(*traversed).distinct().order_by(idx_rid.asc()).limit(21)
+
+    def shape(stmt: Any) -> str:  # the SQL with its parameter names left out (clones rename them)
+        return re.sub(r":\w+", ":?", str(stmt))
+
+    assert shape(driven) == shape(expected)
+    assert "resource_access.organization_id = :?" in shape(driven)
