@@ -8,7 +8,9 @@ AND param = … AND (value OR value …))``; ``:not`` and ``:missing=true`` beco
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, func, inspect, or_, select
@@ -43,6 +45,16 @@ _TABLES: dict[ParamType, Any] = {
 def _table(kind: ParamType) -> FromClause:
     table: Table = _TABLES[kind].__table__
     return table.alias()  # a fresh alias per use, so nested EXISTS never collide
+
+
+@lru_cache(maxsize=256)
+def _slot(kind: ParamType, slot: int) -> FromClause:
+    """The ``slot``-th alias of an index table, made once: a fresh alias builds a proxy of every column
+    (half of compiling a filter). Filters of one query on the same table take different slots, so
+    their subqueries never share one; Core objects are immutable, so statements may share them."""
+    alias = _table(kind)
+    _ = alias.c  # its columns built now, not lazily by two requests at once
+    return alias
 
 
 def _selectable(resource: Any) -> FromClause:
@@ -84,13 +96,20 @@ def _resource_condition(res: FromClause, f: Filter, now: datetime) -> ColumnElem
 
 
 def compile_filter(
-    f: Filter, resource_type: str, resource: Any, *, base_url: str | None = None, now: datetime | None = None
+    f: Filter,
+    resource_type: str,
+    resource: Any,
+    *,
+    base_url: str | None = None,
+    now: datetime | None = None,
+    slot: int | None = None,
 ) -> ColumnElement[bool]:
+    """One filter's condition; ``slot``: which shared alias of its index table (None: a fresh one)."""
     now = now or datetime.now(UTC)
     res = _selectable(resource)
     if f.param.name in ("_id", "_lastUpdated"):
         return _resource_condition(res, f, now)
-    idx = _table(f.param.type)
+    idx = _table(f.param.type) if slot is None else _slot(f.param.type, slot)
     where = [idx.c.resource_type == resource_type, idx.c.param == f.param.name]
     if f.modifier != "missing":
         where.append(or_(*(_value_condition(idx, f, v, base_url, now) for v in f.values)))
@@ -110,9 +129,16 @@ def compile_filters(
     caller adds ``resource_type == …`` and ``deleted`` itself. ``base_url`` (e.g.
     ``https://host/fhir``) makes absolute references to this server match relative ones.
     """
-    return [
-        compile_filter(f, query.resource_type, resource, base_url=base_url, now=now) for f in query.filters
-    ]
+    slots: Counter[ParamType] = Counter()
+    conditions = []
+    for f in query.filters:
+        conditions.append(
+            compile_filter(
+                f, query.resource_type, resource, base_url=base_url, now=now, slot=slots[f.param.type]
+            )
+        )
+        slots[f.param.type] += 1
+    return conditions
 
 
 def sort_expression(

@@ -327,3 +327,26 @@ def test_sort_expression_for_references_is_type_slash_id(engine: Engine) -> None
     with engine.connect() as conn:
         values = {row[0]: row[1] for row in conn.execute(stmt)}
     assert values == {"example": "Patient/example", "sr2": "Patient/p2", "sr3": "Patient/p1"}
+
+
+def test_filters_on_one_table_take_different_shared_aliases(engine: Engine) -> None:
+    # Each filter's subquery needs its own alias of the index table (two token filters must not
+    # share one), and the aliases are made once, not per search.
+    from service.search.compile import compile_filters
+    from service.search.parse import parse_search
+    from service.storage.resources import R
+
+    query = parse_search("Patient", [("gender", "female"), ("active", "true"), ("family", "ada")])
+
+    def froms(conditions: list[Any]) -> list[Any]:
+        return [c.right.element.columns_clause_froms[0] for c in conditions]
+
+    first, again = froms(compile_filters(query, R)), froms(compile_filters(query, R))
+    assert len({id(a) for a in first}) == 3
+    assert [id(a) for a in first] == [id(a) for a in again]
+    # Two token filters in one search, each through its own alias: the intersection, either way round.
+    status, intent = ("status", "active"), ("intent", "order")
+    both = _search(engine, "ServiceRequest", [status, intent])
+    assert both == _search(engine, "ServiceRequest", [status]) & _search(engine, "ServiceRequest", [intent])
+    assert both == _search(engine, "ServiceRequest", [intent, status])
+    assert both
