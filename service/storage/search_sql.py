@@ -84,7 +84,8 @@ def page(
         where.append(_keyset(keys_q, after, nulls_last=nulls_last))
     if before is not None:
         where.append(_keyset(keys_q, before, nulls_last=nulls_last))
-    driven = _driven_by_index(where, keys_q, limit) if len(keys) == 1 else None
+    sqlite = conn.dialect.name == "sqlite"
+    driven = _driven_by_index(where, keys_q, limit, probe=sqlite) if len(keys) == 1 else None
     # Driven, the page is its rids alone: the type and deleted tests are already in the index rows,
     # and left here they made SQLite read every resource of the type by ix_resource_type_updated and
     # sort, instead of fetching the page's rids by primary key (an inbox page 3.2 -> 2.4 ms at 10k
@@ -104,7 +105,7 @@ def page(
 
 
 def _driven_by_index(
-    where: Sequence[ColumnElement[bool]], keys: Sequence[SortKey], limit: int
+    where: Sequence[ColumnElement[bool]], keys: Sequence[SortKey], limit: int, *, probe: bool = False
 ) -> Select[Any] | None:
     """The page's rids found in an index table alone, when a search in rid order can be driven by one.
 
@@ -117,6 +118,10 @@ def _driven_by_index(
     own type (storage/resources.py clears them on delete and rewrites them on update), so the rids
     it returns need no further test against ``resource``. Other conditions qualify only if the
     resource row enters them through its rid alone.
+
+    ``probe`` (SQLite): the caller's visibility as an EXISTS probe of each candidate's rid. SQLite
+    builds an IN list in full before it reads the first candidate, and a partner's list is every
+    rid it may see, so the inbox page grew with the table (see _probe).
     """
     conditions = list(where[2:])  # after resource_type and deleted (page() puts those first)
     driver = next((c for c in conditions if _index_subquery(c) is not None), None)
@@ -133,7 +138,7 @@ def _driven_by_index(
         if inner is not None and _uncorrelated(inner):
             # rid IN (SELECT ...), as index and visibility conditions are: the same subquery on the
             # index row's rid, with no traversal (cloning them cost 0.36 ms of a 2.4 ms inbox search).
-            moved.append(idx_rid.in_(inner))
+            moved.append(_probe(inner, idx_rid) if probe else idx_rid.in_(inner))
             continue
         if any(col.table is R and col is not R.c.rid for col in _columns(cond)):
             return None  # _id, _lastUpdated: columns of resource itself
@@ -145,6 +150,16 @@ def _driven_by_index(
         .order_by(idx_rid.desc() if key.descending else idx_rid.asc())
         .limit(limit)
     )
+
+
+def _probe(inner: Select[Any], rid: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A visibility condition, ``rid IN (SELECT rid FROM resource_access WHERE ...)``, as ``EXISTS
+    (... AND resource_access.rid = rid)``: one probe of its (organization, rid) index per candidate.
+    Other conditions stay IN: a short list (a rare status) rejects candidates before any probe."""
+    source = inner.columns_clause_froms[0]
+    if getattr(source, "element", source) is not A:
+        return rid.in_(inner)
+    return inner.where(inner.selected_columns[0] == rid).exists()
 
 
 def _rid_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:

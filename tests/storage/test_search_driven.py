@@ -53,3 +53,16 @@ def test_subqueries_move_to_the_index_rid_as_the_traversal_would_move_them() -> 
 
     assert shape(driven) == shape(expected)
     assert "resource_access.organization_id = :?" in shape(driven)
+
+
+def test_on_sqlite_visibility_is_probed_per_candidate_and_index_conditions_stay_lists() -> None:
+    from service.storage.access import visible_condition
+
+    query = parse_search("Task", [("owner", "Organization/p"), ("status", "requested")])
+    conditions = [*compile_filters(query, R), visible_condition(R.c.rid, "p")]
+    where = [R.c.resource_type == "Task", R.c.deleted.is_(False), *conditions]
+    driven = search_sql._driven_by_index(where, [SortKey(R.c.rid, False)], 21, probe=True)
+    sql = re.sub(r"\s+", " ", str(driven))
+    assert "EXISTS (SELECT resource_access.rid FROM resource_access WHERE" in sql
+    assert "resource_access.rid = idx_reference_1.rid" in sql
+    assert "idx_reference_1.rid IN (SELECT idx_token_1.rid" in sql
