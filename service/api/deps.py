@@ -171,16 +171,22 @@ async def run_async(request: Request, caller: Caller, work: Callable[[Context], 
     events: list[dict[str, Any]] = []
     try:
         if inline:
-            return transact(request, caller, work, events)
+            return transact(request, caller, work, events, kept=True)
         return await run_in_threadpool(transact, request, caller, work, events)
     finally:
         await audit_writer_of(request).commit(events)
 
 
 def transact(
-    request: Request, caller: Caller, work: Callable[[Context], T], events: list[dict[str, Any]]
+    request: Request,
+    caller: Caller,
+    work: Callable[[Context], T],
+    events: list[dict[str, Any]],
+    *,
+    kept: bool = False,
 ) -> T:
-    """``work`` in one transaction (``rest.unit.transact``), read-only for GET and ``_search``."""
+    """``work`` in one transaction (``rest.unit.transact``), read-only for GET and ``_search``;
+    ``kept``: on the loop thread's kept connection (a SQLite read by id, run inline)."""
     settings = settings_of(request)
     return unit.transact(
         database_of(request),
@@ -192,6 +198,7 @@ def transact(
         read_only=_is_read_only(request),
         action=lambda: _action_of(request),
         query=request.url.query or None,
+        kept=kept,
     )
 
 

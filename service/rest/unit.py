@@ -36,11 +36,13 @@ def transact(
     read_only: bool,
     action: Callable[[], str],
     query: str | None = None,
+    kept: bool = False,
 ) -> T:
-    """``work`` in one transaction; ``action`` names the interaction for a refusal's AuditEvent."""
+    """``work`` in one transaction; ``action`` names the interaction for a refusal's AuditEvent;
+    ``kept``: a read on the thread's kept connection (``Database.transaction``)."""
     try:
         try:
-            with db.transaction(write=not read_only) as conn:
+            with db.transaction(write=not read_only, kept=kept) as conn:
                 ctx = Context(
                     conn=conn,
                     caller=caller,
