@@ -252,6 +252,15 @@ def write_events(conn: Connection, events: Sequence[dict[str, Any]], now: dateti
     )
 
 
+def created(ctx: Context, resource_type: str, resource_id: str) -> tuple[dict[str, Any], list[IndexRow]]:
+    """A write's create event for version 1 of ``resource_type/resource_id`` and its index rows, for
+    ``ResourceStore.create(audit=...)`` to insert with the resource itself (what ``access`` would
+    write for it once created)."""
+    entity = Stored(0, resource_type, resource_id, 1, ctx.now, False, None)
+    event = build_event(caller=ctx.caller, action="create", now=ctx.now, status=200, entities=[entity])
+    return event, index_rows(event)
+
+
 def access(
     ctx: Context,
     action: str,

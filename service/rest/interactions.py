@@ -20,7 +20,7 @@ from service.rest.hooks import run_after_write
 from service.rest.validation import check_envelope, validate_write
 from service.search.extract import extract_index_rows
 from service.storage import access
-from service.storage.resources import Stored
+from service.storage.resources import Stored, new_id
 
 
 @dataclass
@@ -90,12 +90,19 @@ def _create_checked(
     ctx: Context, resource_type: str, resource: dict[str, Any], resource_id: str | None = None
 ) -> Result:
     validate_write(ctx, resource_type, resource, None)
+    # The id is chosen first so that the create's AuditEvent goes in with it, in the same inserts; a
+    # failure after (a hook's refusal) rolls both back, as it would have rolled back either.
+    resource_id = resource_id or new_id()
     stored = ctx.store.create(
-        resource_type, resource, extract_index_rows(resource), now=ctx.now, resource_id=resource_id
+        resource_type,
+        resource,
+        extract_index_rows(resource),
+        now=ctx.now,
+        resource_id=resource_id,
+        audit=record.created(ctx, resource_type, resource_id),
     )
     _grant_author(ctx, stored)
     run_after_write(ctx, stored, None)
-    record.access(ctx, "create", [stored])
     return Result(201, stored, stored.content, {"Location": location(ctx, stored)})
 
 

@@ -88,9 +88,11 @@ def row_to_stored(r: Any) -> Stored:
 
 # Resource, history and index rows go in as multi-row inserts through the driver (storage/bulk.py):
 # through Core each row cost 35-60 us of Python, and every request writes a dozen of them.
-# RETURNING rid, id is matched back by id: a multi-row RETURNING promises no order.
+# RETURNING rid is matched back by type and id: a multi-row RETURNING promises no order.
 _RESOURCE_ROWS = BulkInsert(
-    R, ("resource_type", "id", "version_id", "last_updated", "deleted", "content"), returning=("rid", "id")
+    R,
+    ("resource_type", "id", "version_id", "last_updated", "deleted", "content"),
+    returning=("rid", "resource_type", "id"),
 )
 _HISTORY_ROWS = BulkInsert(
     H, ("rid", "version_id", "resource_type", "id", "last_updated", "method", "content")
@@ -240,10 +242,16 @@ class ResourceStore:
         *,
         now: datetime,
         resource_id: str | None = None,
+        audit: tuple[dict[str, Any], Iterable[IndexRow]] | None = None,
     ) -> Stored:
+        """Version 1 of a resource; ``audit``: its AuditEvent (content and index rows), written in
+        the same statements (a create and its event are one insert per table, not two)."""
         rid_ = resource_id or new_id()
+        items = [(resource_type, rid_, content, index_rows)]
+        if audit is not None:
+            items.append(("AuditEvent", new_id(), *audit))
         try:
-            return self._create_rows(resource_type, [(rid_, content, index_rows)], now)[0]
+            return self._create_rows(items, now)[0]
         except IntegrityError:
             # Another transaction created this id first (e.g. a racing update-as-create).
             raise Conflict(
@@ -256,42 +264,39 @@ class ResourceStore:
         """Create several resources of one type in a handful of statements (multi-row inserts), for the
         hub's own bulk writes (the audit writer's batches, a delivery worker's disclosure AuditEvents).
         Ids are always new."""
-        return self._create_rows(resource_type, [(new_id(), content, rows) for content, rows in items], now)
+        return self._create_rows([(resource_type, new_id(), content, rows) for content, rows in items], now)
 
     def _create_rows(
-        self,
-        resource_type: str,
-        items: Sequence[tuple[str, dict[str, Any], Iterable[IndexRow]]],
-        now: datetime,
+        self, items: Sequence[tuple[str, str, dict[str, Any], Iterable[IndexRow]]], now: datetime
     ) -> list[Stored]:
-        """Version 1 of each (id, content, index rows): one insert for the resources, one for their
-        history, and one per index table."""
+        """Version 1 of each (type, id, content, index rows), in order: one insert for the resources,
+        one for their history, and one per index table."""
         if not items:
             return []
         dialect = self.conn.dialect
-        stamped = [(rid_, _stamp(content, rid_, 1, now), rows) for rid_, content, rows in items]
+        stamped = [(rtype, rid_, _stamp(content, rid_, 1, now), rows) for rtype, rid_, content, rows in items]
         returned = _RESOURCE_ROWS.execute(
             self.conn,
             [
-                _RESOURCE_ROWS.process(dialect, (resource_type, rid_, 1, now, False, doc))
-                for rid_, doc, _ in stamped
+                _RESOURCE_ROWS.process(dialect, (rtype, rid_, 1, now, False, doc))
+                for rtype, rid_, doc, _ in stamped
             ],
         )
-        by_id = {row[1]: row[0] for row in returned}  # (rid, id)
-        rids = [by_id[rid_] for rid_, _, _ in stamped]
+        by_key = {(row[1], row[2]): row[0] for row in returned}  # (rid, resource_type, id)
+        rids = [by_key[rtype, rid_] for rtype, rid_, _, _ in stamped]
         _HISTORY_ROWS.execute(
             self.conn,
             [
-                _HISTORY_ROWS.process(dialect, (rid, 1, resource_type, rid_, now, "POST", doc))
-                for rid, (rid_, doc, _) in zip(rids, stamped, strict=True)
+                _HISTORY_ROWS.process(dialect, (rid, 1, rtype, rid_, now, "POST", doc))
+                for rid, (rtype, rid_, doc, _) in zip(rids, stamped, strict=True)
             ],
         )
         self.write_index_many(
-            resource_type, [(rid, rows) for rid, (_, _, rows) in zip(rids, stamped, strict=True)]
+            [(rid, rtype, rows) for rid, (rtype, _, _, rows) in zip(rids, stamped, strict=True)]
         )
         return [
-            Stored(rid, resource_type, rid_, 1, now, False, doc)
-            for rid, (rid_, doc, _) in zip(rids, stamped, strict=True)
+            Stored(rid, rtype, rid_, 1, now, False, doc)
+            for rid, (rtype, rid_, doc, _) in zip(rids, stamped, strict=True)
         ]
 
     def update(
@@ -345,13 +350,13 @@ class ResourceStore:
             self.conn.execute(delete(table).where(table.c.rid == rid))
 
     def _write_index(self, rid: int, rtype: str, rows: Iterable[IndexRow]) -> None:
-        self.write_index_many(rtype, [(rid, rows)])
+        self.write_index_many([(rid, rtype, rows)])
 
-    def write_index_many(self, rtype: str, items: Iterable[tuple[int, Iterable[IndexRow]]]) -> None:
-        """Index rows for several resources of one type: one multi-row insert per index table."""
+    def write_index_many(self, items: Iterable[tuple[int, str, Iterable[IndexRow]]]) -> None:
+        """Index rows of several resources (rid, type, rows): one multi-row insert per index table."""
         dialect = self.conn.dialect
         buckets: dict[type[Any], list[tuple[Any, ...]]] = {}
-        for rid, rows in items:
+        for rid, rtype, rows in items:
             for row in rows:
                 kind = type(row)
                 buckets.setdefault(kind, []).append(

@@ -6,13 +6,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, event, select
 
+from service.access.caller import Caller
+from service.audit.record import build_event, index_rows
 from service.errors import Conflict
+from service.search.compile import compile_filters
 from service.search.extract import extract_index_rows
+from service.search.parse import parse_search
 from service.storage import search_sql
 from service.storage.database import Database
-from service.storage.resources import INDEX_TABLES, R, ResourceStore
+from service.storage.resources import INDEX_TABLES, H, R, ResourceStore, Stored
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -225,3 +229,49 @@ def test_create_many_writes_each_resource_its_history_and_the_same_index_rows_as
             assert [(v.version_id, method) for v, method in versions] == [(1, "POST")]
         assert _index(conn, many[0].rid) == _index(conn, single.rid)
         assert _index(conn, many[1].rid) != _index(conn, many[2].rid)
+
+
+def test_a_create_and_its_audit_event_go_in_with_the_same_statements(clean_database: Database) -> None:
+    inserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT"):
+            inserts.append(statement.split("(")[0].split()[-1])
+
+    body = _patient("Ada")
+    entity = Stored(0, "Patient", "p-1", 1, T0, False, None)
+    audit_event = build_event(
+        caller=Caller(client_id="c", organization_id="o", role="clinic", scopes="", jti="j"),
+        action="create",
+        now=T0,
+        status=200,
+        entities=[entity],
+    )
+    with clean_database.transaction() as conn:
+        event.listen(conn, "before_cursor_execute", count)
+        stored = ResourceStore(conn).create(
+            "Patient",
+            body,
+            extract_index_rows(body),
+            now=T0,
+            resource_id="p-1",
+            audit=(audit_event, index_rows(audit_event)),
+        )
+        event.remove(conn, "before_cursor_execute", count)
+        audit_rows = conn.execute(select(R.c.id, R.c.content).where(R.c.resource_type == "AuditEvent")).all()
+        history = conn.execute(select(H.c.resource_type).where(H.c.version_id == 1)).scalars().all()
+        found = search_sql.page(
+            conn,
+            "AuditEvent",
+            compile_filters(parse_search("AuditEvent", [("entity", "Patient/p-1/_history/1")]), R),
+            [],
+            limit=5,
+        )[0]
+    assert stored.id == "p-1"
+    assert stored.resource_type == "Patient"
+    assert inserts.count("resource") == 1  # one statement for both rows
+    assert inserts.count("resource_history") == 1
+    assert len(audit_rows) == 1
+    assert audit_rows[0].content["entity"][0]["what"]["reference"] == "Patient/p-1/_history/1"
+    assert sorted(history) == ["AuditEvent", "Patient"]
+    assert [s.id for s in found] == [audit_rows[0].id]  # its index rows went in too
