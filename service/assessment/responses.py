@@ -139,12 +139,13 @@ def _write_scores(ctx: Context, stored: Stored) -> tuple[list[Score], list[Store
     if not scores:
         return [], []
     organisations = access.organizations_with_access(ctx.conn, stored.rid)
-    created = []
-    for observation in score_observations(qr, f"{_QR}/{stored.id}", scores, ctx.instant):
-        obs = ctx.store.create("Observation", observation, extract_index_rows(observation), now=ctx.now)
-        for organisation in organisations:
-            access.grant(ctx.conn, obs.rid, organisation, DERIVED_REASON)
-        created.append(obs)
+    observations = score_observations(qr, f"{_QR}/{stored.id}", scores, ctx.instant)
+    # All of them in one set of multi-row inserts, and each organisation's grants in one statement.
+    created = ctx.store.create_many(
+        "Observation", [(o, extract_index_rows(o)) for o in observations], now=ctx.now
+    )
+    for organisation in sorted(organisations):
+        access.grant_many(ctx.conn, [obs.rid for obs in created], organisation, DERIVED_REASON)
     record.access(ctx, "create", created)
     return scores, created
 

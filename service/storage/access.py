@@ -100,8 +100,12 @@ def grant_many(
     *,
     valid_until: datetime | None = None,
 ) -> None:
-    for rid in rids:
-        grant(conn, rid, organization_id, reason, valid_until=valid_until)
+    params = [
+        {"rid": rid, "organization_id": organization_id, "reason": reason, "valid_until": valid_until}
+        for rid in rids
+    ]
+    if params:  # one executemany, not a statement per rid
+        conn.execute(_GRANT[conn.dialect.name], params)
 
 
 def rids_with_access(conn: Connection, rids: list[int], organization_id: str) -> set[int]:
