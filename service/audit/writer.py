@@ -9,7 +9,8 @@ event that arrives alone is committed at once, and while one batch commits the n
 so under load one commit serves many requests (group commit, as in a database's own log).
 
 Requests in Starlette's threadpool wait on a ``concurrent.futures.Future`` (``record``); the hot
-path's coroutines await the same future on the event loop (``commit``). If a
+path's coroutines await a future of their own event loop (``commit``), which the writer settles for
+the whole batch in one callback on that loop. If a
 batch fails, every request in it gets 503 (``ServiceUnavailable``, ``Retry-After``) and none of
 them sends its body. ``close`` drains what is queued before the process exits.
 """
@@ -22,7 +23,7 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +44,8 @@ RETRY_AFTER = "1"
 @dataclass(frozen=True)
 class _Pending:
     events: list[tuple[dict[str, Any], list[IndexRow]]]
-    done: Future[None]
+    done: Future[None] | None = None  # a thread waits on it (record, submit)
+    waiter: asyncio.Future[None] | None = None  # a coroutine awaits it on its event loop (commit)
 
 
 class AuditWriter:
@@ -63,16 +65,26 @@ class AuditWriter:
             self.submit(events).result(timeout)
 
     async def commit(self, events: Sequence[dict[str, Any]], *, timeout: float = WAIT_SECONDS) -> None:
-        """``record`` for a coroutine: the event loop goes on serving while the batch commits."""
+        """``record`` for a coroutine: the event loop goes on serving while the batch commits.
+
+        It awaits a future of its own loop, which the writer settles together with the rest of its
+        batch in one ``call_soon_threadsafe`` (a thread future wrapped per request cost a wake-up of
+        the loop per request)."""
         if not events:
             return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Pending([(event, index_rows(event)) for event in events], waiter=waiter))
         with _committed_or_unavailable(timeout):
-            await asyncio.wait_for(asyncio.wrap_future(self.submit(events)), timeout)
+            await asyncio.wait_for(waiter, timeout)
 
     def submit(self, events: Sequence[dict[str, Any]]) -> Future[None]:
         """Queue ``events``; the future resolves when their batch commits (or fails)."""
         # Index rows are worked out here, in the request's thread, so the writer only runs SQL.
-        pending = _Pending([(event, index_rows(event)) for event in events], Future())
+        done: Future[None] = Future()
+        self._enqueue(_Pending([(event, index_rows(event)) for event in events], done=done))
+        return done
+
+    def _enqueue(self, pending: _Pending) -> None:
         with self._lock:
             if self._closed:
                 raise WriterClosed("the audit writer is shut down")
@@ -81,7 +93,6 @@ class AuditWriter:
                 self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
                 self._thread.start()
             self._queue.put(pending)
-        return pending.done
 
     def queued(self) -> int:
         """Requests waiting for a batch to start (not those in the batch being committed)."""
@@ -118,19 +129,43 @@ class AuditWriter:
 
     def _commit(self, batch: list[_Pending]) -> None:
         now = datetime.now(UTC)
+        failure: BaseException | None = None
         try:
             with self._db.transaction(write=True) as conn:
                 ResourceStore(conn).create_many(
                     "AuditEvent", [item for pending in batch for item in pending.events], now=now
                 )
         except BaseException as exc:  # every waiter must hear of it, whatever it was
-            for pending in batch:
-                pending.done.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            for pending in batch:
+            failure = exc
+        _settle(batch, failure)
+        if failure is not None and not isinstance(failure, Exception):
+            raise failure
+
+
+def _settle(batch: list[_Pending], failure: BaseException | None) -> None:
+    """Resolve every waiter of a batch: threads' futures here, each loop's futures in one callback."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in batch:
+        if pending.done is not None:
+            if failure is None:
                 pending.done.set_result(None)
+            else:
+                pending.done.set_exception(failure)
+        if pending.waiter is not None:
+            by_loop.setdefault(pending.waiter.get_loop(), []).append(pending.waiter)
+    for loop, waiters in by_loop.items():
+        with suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle_on_loop, waiters, failure)
+
+
+def _settle_on_loop(waiters: list[asyncio.Future[None]], failure: BaseException | None) -> None:
+    for waiter in waiters:
+        if waiter.done():  # timed out, or its request was cancelled
+            continue
+        if failure is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(failure)
 
 
 class WriterClosed(RuntimeError):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -131,3 +133,50 @@ def test_events_of_a_batch_keep_their_own_ids_and_content(
     for event in events:
         content = by_entity[event["entity"][0]["what"]["reference"]]
         assert content == {**event, "id": content["id"], "meta": content["meta"]}
+
+
+def test_coroutines_awaiting_one_batch_are_settled_in_one_callback_on_their_loop(
+    clean_database: Database, writer: AuditWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [f"loop-{n}" for n in range(6)]
+    callbacks: list[int] = []
+
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        original = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            callbacks.append(len(args[0]) if args and isinstance(args[0], list) else 0)
+            return original(callback, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+        with writes_held(clean_database):
+            plug = writer.submit([read_event("plug")])
+            wait_for(lambda: writer.queued() == 0, "the writer to take the first batch")
+            tasks = [asyncio.create_task(writer.commit([read_event(i)])) for i in ids]
+            while writer.queued() < len(ids):
+                await asyncio.sleep(0.01)
+            assert not any(t.done() for t in tasks)  # nothing is answered before its commit
+        plug.result(30)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert outcomes == [None] * len(ids)
+    assert len(callbacks) == 1  # one wake-up of the loop for the whole batch
+    assert callbacks[0] == len(ids)
+    assert set(_audited(clean_database, ids)) == set(ids)
+
+
+def test_a_coroutine_hears_a_failed_batch_as_503(clean_database: Database, writer: AuditWriter) -> None:
+    async def main() -> object:
+        try:
+            await writer.commit([read_event("refused-async")])
+        except ServiceUnavailable as exc:
+            return exc
+        return None
+
+    with refused_audit(clean_database):
+        outcome = asyncio.run(main())
+    assert isinstance(outcome, ServiceUnavailable)
+    assert outcome.headers == {"Retry-After": "1"}
+    assert _audited(clean_database, ["refused-async"]) == {}
