@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from service.storage.driverselect import DriverSelect
 from service.storage.tables import IdxReference, IdxToken, Resource, ResourceAccess, UtcDateTime
 
 A = ResourceAccess.__table__  # type: ignore[attr-defined]
@@ -77,8 +78,11 @@ def revoke_reason(conn: Connection, organization_id: str, reason: str) -> list[i
 _HAS_ACCESS = select(A.c.rid).where(A.c.rid == bindparam("a_rid"), _current(bindparam("a_org"))).limit(1)
 
 
+_HAS_ACCESS_ROW = DriverSelect(_HAS_ACCESS)  # on the driver's cursor: every write checks it
+
+
 def has_access(conn: Connection, rid: int, organization_id: str) -> bool:
-    return conn.execute(_HAS_ACCESS, {"a_rid": rid, "a_org": organization_id}).first() is not None
+    return _HAS_ACCESS_ROW.first(conn, {"a_rid": rid, "a_org": organization_id}) is not None
 
 
 def organizations_with_access(conn: Connection, rid: int) -> set[str]:

@@ -23,11 +23,18 @@ Processor = Callable[[Any], Any] | None
 
 
 @dataclass(frozen=True)
+class _Param:
+    key: str  # its key in the caller's values (for a parameter the caller must give)
+    source: Callable[[], Any] | None  # a callable giving its value at execution ("now")
+    literal: Any  # the value written into the statement, for a bound literal (required=False)
+    required: bool
+    processor: Processor
+
+
+@dataclass(frozen=True)
 class _Plan:
     sql: str
-    # Per bound parameter, in the order the statement takes them: its key in the caller's values
-    # (or the callable giving its value), and its bind processor.
-    params: tuple[tuple[str, Callable[[], Any] | None, Processor], ...]
+    params: tuple[_Param, ...]  # in the order the statement takes them
     positional: bool
     names: tuple[str, ...]
     results: tuple[Processor, ...]
@@ -40,19 +47,29 @@ class DriverSelect:
 
     def first(self, conn: Connection, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The first row, processed as Core would return it, or None."""
+        found = self.all(conn, values)
+        return found[0] if found else None
+
+    def all(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row, processed as Core would return them."""
         plan = self._plan(conn.dialect)
-        bound = [(callable_() if callable_ else values[key]) for key, callable_, _ in plan.params]
-        bound = [
-            v if p is None or v is None else p(v) for v, (_, _, p) in zip(bound, plan.params, strict=True)
-        ]
+        bound = []
+        for param in plan.params:
+            if param.source is not None:
+                value = param.source()
+            elif param.required:
+                value = values[param.key]
+            else:
+                value = param.literal
+            bound.append(value if param.processor is None or value is None else param.processor(value))
         params: Sequence[Any] | dict[str, Any] = (
             tuple(bound) if plan.positional else dict(zip(plan.names, bound, strict=True))
         )
-        found = driver.rows(conn, plan.sql, params)
-        if not found:
-            return None
-        row = found[0]
-        return tuple(v if p is None or v is None else p(v) for v, p in zip(row, plan.results, strict=True))
+        results = plan.results
+        return [
+            tuple(v if p is None or v is None else p(v) for v, p in zip(row, results, strict=True))
+            for row in driver.rows(conn, plan.sql, params)
+        ]
 
     def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)
@@ -66,15 +83,20 @@ class DriverSelect:
 
 def _compile(statement: Select[Any], dialect: Dialect) -> _Plan:
     compiled = statement.compile(dialect=dialect)
+    if "POSTCOMPILE" in compiled.string:
+        # An IN over a list is expanded per execution; write it as equalities instead.
+        raise ValueError("DriverSelect takes no expanding IN parameters")
     by_name = {name: bind for bind, name in compiled.bind_names.items()}
     order: Sequence[str] = compiled.positiontup if compiled.positional else list(by_name)  # type: ignore[assignment]
     params = tuple(
-        (
-            by_name[name].key,
-            by_name[name].callable,
-            by_name[name].type.dialect_impl(dialect).bind_processor(dialect),
+        _Param(
+            key=bind.key,
+            source=bind.callable,
+            literal=bind.value,
+            required=bind.required,
+            processor=bind.type.dialect_impl(dialect).bind_processor(dialect),
         )
-        for name in order
+        for bind in (by_name[name] for name in order)
     )
     results = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None)

@@ -11,10 +11,11 @@ from functools import lru_cache
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Connection, String, bindparam, insert, select
+from sqlalchemy import Connection, String, bindparam, insert, or_, select
 
 from service.storage.access import visible_condition
-from service.storage.resources import COLUMNS, R, Stored, row_to_stored
+from service.storage.driverselect import DriverSelect
+from service.storage.resources import COLUMNS, R, Stored, stored_of
 from service.storage.tables import IdxReference, IdxToken, Outbox
 
 REF = IdxReference.__table__  # type: ignore[attr-defined]
@@ -36,7 +37,9 @@ def _referencing(resource_type: str, param: str, target_type: str) -> Any:
 
 
 @lru_cache(maxsize=64)
-def _statement(resource_type: str, param: str, target_type: str, status: tuple[str, ...] = ()) -> Any:
+def _statement(
+    resource_type: str, param: str, target_type: str, status: tuple[str, ...] = ()
+) -> DriverSelect:
     """Current resources of ``resource_type`` whose ``param`` references ``target_type``/:target_id, with
     one of ``status`` and visible to :org when ``status`` is given. Built once per shape: building and
     cache-keying a statement per call cost more than running it (a referral makes several)."""
@@ -47,17 +50,20 @@ def _statement(resource_type: str, param: str, target_type: str, status: tuple[s
     ]
     if status:
         having = select(TOKEN.c.rid).where(
-            TOKEN.c.resource_type == resource_type, TOKEN.c.param == "status", TOKEN.c.code.in_(status)
+            TOKEN.c.resource_type == resource_type,
+            TOKEN.c.param == "status",
+            or_(*(TOKEN.c.code == code for code in status)),
         )
         where += [
             R.c.rid.in_(having.scalar_subquery()),
             visible_condition(R.c.rid, bindparam("org", type_=String())),
         ]
-    return select(*COLUMNS).where(*where).order_by(R.c.rid)
+    # On the driver's cursor (storage/driverselect.py): a referral makes several of these lookups.
+    return DriverSelect(select(*COLUMNS).where(*where).order_by(R.c.rid))
 
 
-def _current_referencing(conn: Connection, statement: Any, **params: str) -> list[Stored]:
-    return [row_to_stored(r) for r in conn.execute(statement, params).all()]
+def _current_referencing(conn: Connection, statement: DriverSelect, **params: str) -> list[Stored]:
+    return [stored_of(row) for row in statement.all(conn, params)]
 
 
 def active_consents(conn: Connection, patient_id: str, organization_id: str) -> list[Stored]:

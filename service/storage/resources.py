@@ -120,7 +120,7 @@ _BUMP = (
 )
 
 
-def _stored(row: tuple[Any, ...]) -> Stored:
+def stored_of(row: tuple[Any, ...]) -> Stored:
     """A row of ``COLUMNS`` (from a DriverSelect) as a Stored."""
     return Stored(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
@@ -145,7 +145,7 @@ class ResourceStore:
     # -- reads -----------------------------------------------------------------
     def current(self, resource_type: str, resource_id: str) -> Stored | None:
         row = _CURRENT.first(self.conn, {"rtype": resource_type, "rid_": resource_id})
-        return _stored(row) if row else None
+        return stored_of(row) if row else None
 
     def current_with_access(
         self, resource_type: str, resource_id: str, organization_id: str
@@ -154,7 +154,7 @@ class ResourceStore:
         row = _CURRENT_GRANTED.first(
             self.conn, {"rtype": resource_type, "rid_": resource_id, "org": organization_id}
         )
-        return (_stored(row), bool(row[7])) if row else (None, False)
+        return (stored_of(row), bool(row[7])) if row else (None, False)
 
     def current_for_write(self, resource_type: str, resource_id: str) -> Stored | None:
         """The current version, with writers to this id serialised until commit.

@@ -75,3 +75,34 @@ def test_a_deleted_resource_reads_as_its_tombstone(clean_database: Database) -> 
     assert current.content is None
     assert core is not None
     assert core[5] in (True, 1)
+
+
+def test_literal_values_and_several_rows_come_back_as_core_returns_them(clean_database: Database) -> None:
+    from sqlalchemy import or_, select
+
+    from service.storage.resources import COLUMNS, R
+
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        made = [store.create("Patient", PATIENT, extract_index_rows(PATIENT), now=NOW) for _ in range(3)]
+        store.create("Basic", {"resourceType": "Basic"}, [], now=NOW)
+    # Literals bound in the statement (the type, two ids), no caller values at all.
+    statement = (
+        select(*COLUMNS)
+        .where(R.c.resource_type == "Patient", or_(R.c.id == made[0].id, R.c.id == made[2].id))
+        .order_by(R.c.rid)
+    )
+    with clean_database.transaction(write=False) as conn:
+        core = [tuple(r) for r in conn.execute(statement).all()]
+        driver = DriverSelect(statement).all(conn, {})
+    assert driver == core
+    assert [row[2] for row in driver] == [made[0].id, made[2].id]
+
+
+def test_an_expanding_in_is_refused_rather_than_sent_half_compiled(clean_database: Database) -> None:
+    from sqlalchemy import select
+
+    from service.storage.resources import R
+
+    with clean_database.transaction(write=False) as conn, pytest.raises(ValueError, match="expanding IN"):
+        DriverSelect(select(R.c.rid).where(R.c.id.in_(["a", "b"]))).all(conn, {})
