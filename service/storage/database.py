@@ -62,10 +62,11 @@ class Database:
             if conn is not None:
                 conn.close()  # invalidated by an error: back to the pool, to be replaced
             with self._kept_lock:
-                # A thread that has ended (a test client's portal, say) gives its connection back.
+                # A thread that has ended (a test client's portal, say) gives its connection back;
+                # one closed above drops out of the list.
                 for _thread, old in [(t, c) for t, c in self._kept_all if not t.is_alive()]:
                     old.close()
-                self._kept_all = [(t, c) for t, c in self._kept_all if t.is_alive()]
+                self._kept_all = [(t, c) for t, c in self._kept_all if t.is_alive() and not c.closed]
                 conn = self._kept.conn = self.engine.connect()
                 self._kept_all.append((threading.current_thread(), conn))
         return conn
