@@ -27,7 +27,8 @@ from adapters.base import (
     Transport,
 )
 from adapters.secure_email import SecureEmailAdapter, SecureEmailConfig
-from tests.support.smtp import SmtpServer, TlsFiles, free_port, self_signed_certificate, smtp_server
+from bench.servers import free_port
+from tests.support.smtp import SmtpServer, TlsFiles, self_signed_certificate, smtp_server
 
 ADAPTER = SecureEmailAdapter()
 HUB = "https://hub.wraparound.test"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import free_port
 from tests.support.live import TEST_SECRET_KEY
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -33,12 +33,6 @@ def postgres_url(database_url: str) -> str:
     if not Path("/proc/net/tcp").exists():
         pytest.skip("needs Linux /proc to see which process holds a connection")
     return database_url
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _children(parent: int) -> set[int]:
@@ -100,7 +94,7 @@ def _answered_by(port: int, supervisor: int) -> int | None:
 
 
 def test_two_api_processes_answer_requests(postgres_url: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WRAPAROUND_")}
     env.update(
         PYTHONPATH=str(ROOT),

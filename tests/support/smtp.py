@@ -16,7 +16,6 @@ import datetime as dt
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
@@ -32,6 +31,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from bench.servers import free_port
 
 Stage = Literal["MAIL", "RCPT", "DATA"]
 ACCEPTED = "250 2.0.0 Message accepted for delivery"
@@ -185,13 +186,6 @@ class SmtpServer:
                 self.handler._replies.pop(stage, None)
             else:
                 self.handler._replies[stage] = reply
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (also what a "connection refused" test wants)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
