@@ -23,7 +23,6 @@ are dropped and reported too, so the response always validates as ``in-progress`
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +41,7 @@ from service.errors import (
     Unprocessable,
     operation_outcome,
 )
+from service.fhir.ids import is_id
 from service.rest import capability, interactions
 from service.rest.context import Context
 from service.rest.search import find
@@ -53,7 +53,6 @@ DEFINITION = "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-popul
 CARRIED = frozenset({"needs", "peer-support"})
 _FINISHED = "completed,amended"
 _MAX_PREVIOUS = 500
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _IGNORED = frozenset({"local"})
 _TARGETS = ("identifier", "canonical", "questionnaire", "questionnaireRef")
 
@@ -140,7 +139,7 @@ def _subject(ctx: Context, params: list[dict[str, Any]]) -> str:
             issues=[Issue(code="not-supported", diagnostics=f"subject '{ref}' is not a Patient",
                           expression=(f"Parameters.parameter[{i}]",))],
         )  # fmt: skip
-    if not _ID.fullmatch(rid):
+    if not is_id(rid):
         raise _bad(f"subject '{ref}' is not a valid Patient reference", f"Parameters.parameter[{i}]")
     return rid
 
@@ -166,7 +165,7 @@ def _questionnaire(ctx: Context, params: list[dict[str, Any]]) -> Stored:
     if isinstance(reference, str):
         local = reference.removeprefix(f"{ctx.base_url}/")
         kind, _, rid = local.partition("/")
-        if kind == "Questionnaire" and _ID.fullmatch(rid):
+        if kind == "Questionnaire" and is_id(rid):
             return interactions.load_visible(ctx, "Questionnaire", rid)
         return _by_canonical(ctx, reference)
     for key in ("valueCanonical", "valueUri", "valueUrl", "valueString"):

@@ -7,11 +7,11 @@ together (422). Profile validation slots in as another step (ROADMAP.md).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from service.errors import BadRequest, Issue, Unprocessable
+from service.fhir.ids import is_id
 from service.fhir.models import ValidationError, validate
 from service.fhir.modifiers import unknown_modifier_extensions
 from service.fhir.narrative import narrative_problems
@@ -34,9 +34,6 @@ def rules_for(resource_type: str) -> list[RuleStep]:
     return _RULES.get(resource_type, [])
 
 
-_ID = re.compile(r"[A-Za-z0-9\-\.]{1,64}")
-
-
 def check_envelope(body: Any, resource_type: str, resource_id: str | None) -> dict[str, Any]:
     """resourceType and id agree with the URL (http://hl7.org/fhir/R4/http.html#update)."""
     if not isinstance(body, dict):
@@ -53,7 +50,7 @@ def check_envelope(body: Any, resource_type: str, resource_id: str | None) -> di
                 )
             ],
         )
-    if "id" in body and not (isinstance(body["id"], str) and _ID.fullmatch(body["id"])):
+    if "id" in body and not is_id(body["id"]):
         # A create ignores the id it is sent (http://hl7.org/fhir/R4/http.html#create), but one that is not
         # a FHIR id (a string of 1-64 letters, digits, "-" and ".") makes the resource invalid, and an
         # invalid resource is refused, as the OpenAPI document's schema says.
