@@ -73,8 +73,9 @@ class AuditWriter:
         if not events:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Pending([(event, index_rows(event)) for event in events], waiter=waiter))
         with _committed_or_unavailable(timeout):
+            # Queued inside: a writer already shut down is a 503, as for ``record``.
+            self._enqueue(_Pending([(event, index_rows(event)) for event in events], waiter=waiter))
             await asyncio.wait_for(waiter, timeout)
 
     def submit(self, events: Sequence[dict[str, Any]]) -> Future[None]:
