@@ -84,8 +84,7 @@ class BulkInsert:
 def _statement(
     dialect: str, table: str, columns: tuple[str, ...], returning: tuple[str, ...], rows: int
 ) -> str:
-    mark = "?" if dialect == "sqlite" else "%s"
-    one = "(" + ", ".join([mark] * len(columns)) + ")"
+    one = "(" + ", ".join([driver.mark(dialect)] * len(columns)) + ")"
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([one] * rows)
     if returning:
         sql += " RETURNING " + ", ".join(returning)

@@ -22,6 +22,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 
+def mark(dialect: str) -> str:
+    """A positional parameter in the driver's own SQL: sqlite3 takes ``?``, psycopg ``%s``."""
+    return "?" if dialect == "sqlite" else "%s"
+
+
 def rows(conn: Connection, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
     """The statement's rows (empty for one that returns none)."""
     if _observed(conn):

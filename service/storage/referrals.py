@@ -15,7 +15,7 @@ from sqlalchemy import Connection, String, bindparam, insert, or_, select
 
 from service.storage.access import visible_condition
 from service.storage.driverselect import DriverSelect
-from service.storage.resources import COLUMNS, R, Stored, stored_of
+from service.storage.resources import COLUMNS, R, Stored, row_to_stored
 from service.storage.tables import IdxReference, IdxToken, Outbox
 
 REF = IdxReference.__table__  # type: ignore[attr-defined]
@@ -63,7 +63,7 @@ def _statement(
 
 
 def _current_referencing(conn: Connection, statement: DriverSelect, **params: str) -> list[Stored]:
-    return [stored_of(row) for row in statement.all(conn, params)]
+    return [row_to_stored(row) for row in statement.all(conn, params)]
 
 
 def active_consents(conn: Connection, patient_id: str, organization_id: str) -> list[Stored]:

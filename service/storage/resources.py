@@ -74,16 +74,9 @@ def _stamp(content: dict[str, Any], resource_id: str, version: int, now: datetim
     return out
 
 
-def row_to_stored(r: Any) -> Stored:
-    return Stored(
-        rid=r.rid,
-        resource_type=r.resource_type,
-        id=r.id,
-        version_id=r.version_id,
-        last_updated=r.last_updated,
-        deleted=r.deleted,
-        content=r.content,
-    )
+def row_to_stored(row: Sequence[Any]) -> Stored:
+    """A row that starts with ``COLUMNS`` (a Core ``Row`` or a DriverSelect tuple) as a Stored."""
+    return Stored(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
 
 # Resource, history and index rows go in as multi-row inserts through the driver (storage/bulk.py):
@@ -120,19 +113,14 @@ _BUMP = (
 )
 
 
-def stored_of(row: tuple[Any, ...]) -> Stored:
-    """A row of ``COLUMNS`` (from a DriverSelect) as a Stored."""
-    return Stored(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
-
-
 # The reads by id every request makes, run through the driver (storage/driverselect.py).
 _CURRENT = DriverSelect(_SELECT_CURRENT)
 _CURRENT_GRANTED = DriverSelect(_SELECT_CURRENT_GRANTED)
 
 
 _CLEAR_INDEX = {
-    mark: tuple(f"DELETE FROM {table.name} WHERE rid = {mark}" for table in INDEX_TABLES)
-    for mark in ("?", "%s")
+    dialect: tuple(f"DELETE FROM {table.name} WHERE rid = {driver.mark(dialect)}" for table in INDEX_TABLES)
+    for dialect in ("sqlite", "postgresql")
 }
 
 
@@ -145,7 +133,7 @@ class ResourceStore:
     # -- reads -----------------------------------------------------------------
     def current(self, resource_type: str, resource_id: str) -> Stored | None:
         row = _CURRENT.first(self.conn, {"rtype": resource_type, "rid_": resource_id})
-        return stored_of(row) if row else None
+        return row_to_stored(row) if row else None
 
     def current_with_access(
         self, resource_type: str, resource_id: str, organization_id: str
@@ -154,7 +142,7 @@ class ResourceStore:
         row = _CURRENT_GRANTED.first(
             self.conn, {"rtype": resource_type, "rid_": resource_id, "org": organization_id}
         )
-        return (stored_of(row), bool(row[7])) if row else (None, False)
+        return (row_to_stored(row), bool(row[7])) if row else (None, False)
 
     def current_for_write(self, resource_type: str, resource_id: str) -> Stored | None:
         """The current version, with writers to this id serialised until commit.
@@ -353,7 +341,7 @@ class ResourceStore:
 
     def _clear_index(self, rid: int) -> None:
         # Six statements on every update and delete: straight to the driver (storage/driver.py).
-        for sql in _CLEAR_INDEX["?" if self.conn.dialect.name == "sqlite" else "%s"]:
+        for sql in _CLEAR_INDEX[self.conn.dialect.name]:
             driver.rows(self.conn, sql, (rid,))
 
     def _write_index(self, rid: int, rtype: str, rows: Iterable[IndexRow]) -> None:

@@ -13,7 +13,7 @@ from service.storage.database import Database
 
 
 def _mark(conn: Connection) -> str:
-    return "?" if conn.dialect.name == "sqlite" else "%s"
+    return driver.mark(conn.dialect.name)
 
 
 def _refuse_exec_driver_sql(monkeypatch: pytest.MonkeyPatch) -> None:
