@@ -25,8 +25,6 @@ from service.storage import driver
 # SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535; stay well under both.
 MAX_PARAMETERS = 30_000
 
-Processor = Callable[[Any], Any] | None
-
 
 class BulkInsert:
     """``INSERT INTO table (columns) VALUES (...), (...) [RETURNING ...]`` for one table."""
@@ -36,28 +34,22 @@ class BulkInsert:
         self.columns = tuple(columns)
         self.returning = tuple(returning)
         self.rows_per_statement = max(1, MAX_PARAMETERS // len(self.columns))
-        self._processors: dict[str, tuple[Processor, ...]] = {}
-        self._applied: dict[str, tuple[tuple[int, Callable[[Any], Any]], ...]] = {}
-
-    def processors(self, dialect: Dialect) -> tuple[Processor, ...]:
-        """Each column's bind processor for ``dialect`` (None where the driver takes the value as is)."""
-        found = self._processors.get(dialect.name)
-        if found is None:
-            found = tuple(
-                self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.columns
-            )
-            self._processors[dialect.name] = found
-        return found
+        # Per dialect, the columns that have a bind processor (on SQLite, of an index row: the
+        # timestamps alone), with it.
+        self._processors: dict[str, tuple[tuple[int, Callable[[Any], Any]], ...]] = {}
 
     def process(self, dialect: Dialect, values: Sequence[Any]) -> tuple[Any, ...]:
         """One row's values as the driver takes them."""
         if len(values) != len(self.columns):
             raise ValueError(f"{len(values)} values for the {len(self.columns)} columns of {self.table.name}")
-        applied = self._applied.get(dialect.name)
+        applied = self._processors.get(dialect.name)
         if applied is None:
-            # Only the columns with a processor (on SQLite, of an index row: the timestamps alone).
-            applied = tuple((i, p) for i, p in enumerate(self.processors(dialect)) if p is not None)
-            self._applied[dialect.name] = applied
+            found = (
+                self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.columns
+            )
+            applied = self._processors[dialect.name] = tuple(
+                (i, p) for i, p in enumerate(found) if p is not None
+            )
         if not applied:
             return tuple(values)
         out = list(values)

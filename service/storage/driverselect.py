@@ -77,9 +77,6 @@ class DriverSelect:
             plan = self._plans[dialect.name] = _compile(self.statement, dialect)
         return plan
 
-    def sql(self, dialect: Dialect) -> str:
-        return self._plan(dialect).sql
-
 
 def _compile(statement: Select[Any], dialect: Dialect) -> _Plan:
     compiled = statement.compile(dialect=dialect)
