@@ -156,8 +156,7 @@ def _probe(inner: Select[Any], rid: ColumnElement[Any]) -> ColumnElement[bool]:
     """A visibility condition, ``rid IN (SELECT rid FROM resource_access WHERE ...)``, as ``EXISTS
     (... AND resource_access.rid = rid)``: one probe of its (organization, rid) index per candidate.
     Other conditions stay IN: a short list (a rare status) rejects candidates before any probe."""
-    source = inner.columns_clause_froms[0]
-    if getattr(source, "element", source) is not A:
+    if _source(inner) is not A:
         return rid.in_(inner)
     return inner.where(inner.selected_columns[0] == rid).exists()
 
@@ -180,10 +179,7 @@ def _uncorrelated(inner: Select[Any]) -> bool:
     """True for the subqueries compile_filter and visible_condition build: the rid of one index
     table (aliased) or of resource_access, filtered on that table's own columns and values (the hub
     has no chained or _has parameters, the ones that would reach back to ``resource``)."""
-    froms = inner.columns_clause_froms
-    if len(froms) != 1:
-        return False
-    table = getattr(froms[0], "element", froms[0])
+    table = _source(inner)
     return table is A or getattr(table, "name", None) in INDEX_TABLE_NAMES
 
 
@@ -192,12 +188,16 @@ def _index_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
     inner = _rid_subquery(cond)
     if inner is None:
         return None
-    # The table of the selected rid, through its alias (get_final_froms would compile the SELECT).
-    source = getattr(inner.selected_columns[0], "table", None)
-    table = getattr(source, "element", source)
-    if getattr(table, "name", None) not in INDEX_TABLE_NAMES or len(inner.columns_clause_froms) != 1:
+    if getattr(_source(inner), "name", None) not in INDEX_TABLE_NAMES:
         return None
     return inner
+
+
+def _source(inner: Select[Any]) -> Any:
+    """The one table a subquery selects from, through its alias; None if it selects from several.
+    (Read from the columns clause: get_final_froms would compile the SELECT.)"""
+    froms = inner.columns_clause_froms
+    return getattr(froms[0], "element", froms[0]) if len(froms) == 1 else None
 
 
 def _with_rid(cond: ColumnElement[bool], rid: ColumnElement[Any]) -> ColumnElement[bool]:
