@@ -39,8 +39,9 @@ class Stats:
     driver_cpu: float | None = None  # share of one core used by this process
     sample_error: str | None = None
     load_average: float = 0.0  # the machine's 1-minute load average when the scenario ended
-    # CPU-seconds the server went on spending after the load stopped, until idle (the hub's deferred
-    # AuditEvent indexing, ADR 0015); charged to its requests in the per-CPU figures.
+    # CPU-seconds the server went on spending after the load stopped, until idle (any background work
+    # a burst leaves behind: ADR 0015's deferred indexing did, the hub now leaves none worth noting);
+    # charged to its requests in the per-CPU figures.
     settle_cpu: float | None = None
 
     @property

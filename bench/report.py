@@ -89,7 +89,7 @@ def _ratio(stats: Stats, other: Stats | None) -> float | None:
 
 def per_cpu_second(stats: Stats) -> float | None:
     """Requests per second of server CPU: steadier than req/s when other work shares the core. The
-    CPU the server spent settling after the load (deferred AuditEvent indexing) is charged too."""
+    CPU the server spent settling after the load (background work left by the burst) is charged too."""
     if not stats.server_cpu:
         return None
     cpu_seconds = stats.server_cpu * stats.seconds + (stats.settle_cpu or 0.0)

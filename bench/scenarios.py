@@ -81,8 +81,8 @@ class Hub:
         with sampler:
             stats = self._measure(name, server, headers, make, concurrency)
         if server is self.server:
-            # Before the ceiling and the peer are measured on the same CPU: the hub's background work
-            # (AuditEvents indexed after the burst) would otherwise run during theirs.
+            # Before the ceiling and the peer are measured on the same CPU: background work the hub has
+            # left after the burst would otherwise run during theirs.
             stats.settle_cpu = settle(server.pid)
         self.report(stats)
         if self.load.profile is not None and server is self.server:
