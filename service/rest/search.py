@@ -87,7 +87,7 @@ def _includes(ctx: Context, query: SearchQuery, matches: list[Stored]) -> list[S
             if depth > 0 and not inc.iterate:
                 continue
             sources = [s.rid for s in frontier if s.resource_type == inc.source_type]
-            pairs = search_sql.referenced(ctx.conn, sources, inc.param, inc.target_type)
+            pairs = search_sql.referenced(ctx.conn, inc.source_type, sources, inc.param, inc.target_type)
             found.extend(search_sql.by_type_ids(ctx.conn, [p for p in pairs if p not in seen]))
         for rev in query.revincludes:
             if depth > 0 and not rev.iterate:

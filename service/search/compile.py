@@ -29,6 +29,7 @@ from service.search._query import (
 )
 from service.search.params import params_for
 from service.search.types import ParamType
+from service.storage import audit_index
 from service.storage.tables import IdxDate, IdxNumber, IdxReference, IdxString, IdxToken, IdxUri
 
 _TABLES: dict[ParamType, Any] = {
@@ -55,6 +56,14 @@ def _slot(kind: ParamType, slot: int) -> FromClause:
     alias = _table(kind)
     _ = alias.c  # its columns built now, not lazily by two requests at once
     return alias
+
+
+def _index(resource_type: str, param: str, kind: ParamType, slot: int | None) -> FromClause:
+    """Where a parameter's index rows are: its type's index table, or for most AuditEvent parameters
+    the audit tables and that table together (storage/audit_index.py)."""
+    if audit_index.has_own_rows(resource_type, param):
+        return audit_index.source(param, slot or 0)
+    return _table(kind) if slot is None else _slot(kind, slot)
 
 
 def _selectable(resource: Any) -> FromClause:
@@ -109,7 +118,7 @@ def compile_filter(
     res = _selectable(resource)
     if f.param.name in ("_id", "_lastUpdated"):
         return _resource_condition(res, f, now)
-    idx = _table(f.param.type) if slot is None else _slot(f.param.type, slot)
+    idx = _index(resource_type, f.param.name, f.param.type, slot)
     where = [idx.c.resource_type == resource_type, idx.c.param == f.param.name]
     if f.modifier != "missing":
         where.append(or_(*(_value_condition(idx, f, v, base_url, now) for v in f.values)))
@@ -157,7 +166,7 @@ def sort_expression(
     param = params_for(resource_type).get(param_name)
     if param is None:
         raise BadRequest(f"Unknown sort parameter '{param_name}' for {resource_type}")
-    idx = _table(param.type)
+    idx = _index(resource_type, param_name, param.type, None)
     col: ColumnElement[Any]
     if param.type == "date":
         col = idx.c.high if descending else idx.c.low

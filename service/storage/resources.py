@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from service.errors import Conflict
 from service.fhir.instant import fhir_instant
 from service.search.types import IndexRow
-from service.storage import driver, locks
+from service.storage import audit_index, driver, locks
 from service.storage.access import granted_column, visible_condition
 from service.storage.bulk import BulkInsert
 from service.storage.driverselect import DriverSelect
@@ -118,10 +118,16 @@ _CURRENT = DriverSelect(_SELECT_CURRENT)
 _CURRENT_GRANTED = DriverSelect(_SELECT_CURRENT_GRANTED)
 
 
-_CLEAR_INDEX = {
-    dialect: tuple(f"DELETE FROM {table.name} WHERE rid = {driver.mark(dialect)}" for table in INDEX_TABLES)
-    for dialect in ("sqlite", "postgresql")
-}
+def _deletes(tables: Sequence[Any]) -> dict[str, tuple[str, ...]]:
+    """Per dialect, ``DELETE FROM <table> WHERE rid = ?`` for each table."""
+    return {
+        dialect: tuple(f"DELETE FROM {table.name} WHERE rid = {driver.mark(dialect)}" for table in tables)
+        for dialect in ("sqlite", "postgresql")
+    }
+
+
+_CLEAR_INDEX = _deletes(INDEX_TABLES)
+_CLEAR_AUDIT = _deletes((audit_index.AI, audit_index.AE))
 
 
 class ResourceStore:
@@ -305,7 +311,7 @@ class ResourceStore:
         doc = _stamp(content, old.id, version, now)
         self._bump(old, version, now, deleted=False, content=doc)
         self._history(old.rid, old.resource_type, old.id, version, now, "PUT", doc)
-        self._clear_index(old.rid)
+        self._clear_index(old.rid, old.resource_type)
         self._write_index(old.rid, old.resource_type, index_rows)
         return Stored(old.rid, old.resource_type, old.id, version, now, False, doc)
 
@@ -313,7 +319,7 @@ class ResourceStore:
         version = old.version_id + 1
         self._bump(old, version, now, deleted=True, content=None)
         self._history(old.rid, old.resource_type, old.id, version, now, "DELETE", None)
-        self._clear_index(old.rid)
+        self._clear_index(old.rid, old.resource_type)
         return Stored(old.rid, old.resource_type, old.id, version, now, True, None)
 
     def _bump(self, old: Stored, version: int, now: datetime, *, deleted: bool, content: Any) -> None:
@@ -339,10 +345,13 @@ class ResourceStore:
         row = _HISTORY_ROWS.process(self.conn.dialect, (rid, version, rtype, rid_, now, method, doc))
         _HISTORY_ROWS.execute(self.conn, [row])
 
-    def _clear_index(self, rid: int) -> None:
+    def _clear_index(self, rid: int, rtype: str) -> None:
         # Six statements on every update and delete: straight to the driver (storage/driver.py).
         for sql in _CLEAR_INDEX[self.conn.dialect.name]:
             driver.rows(self.conn, sql, (rid,))
+        if rtype == audit_index.AUDIT:  # append-only through the API; the hub's own tools may not be
+            for sql in _CLEAR_AUDIT[self.conn.dialect.name]:
+                driver.rows(self.conn, sql, (rid,))
 
     def _write_index(self, rid: int, rtype: str, rows: Iterable[IndexRow]) -> None:
         self.write_index_many([(rid, rtype, rows)])
@@ -351,11 +360,22 @@ class ResourceStore:
         """Index rows of several resources (rid, type, rows): one multi-row insert per index table."""
         dialect = self.conn.dialect
         buckets: dict[type[Any], list[tuple[Any, ...]]] = {}
+        audit: list[tuple[Any, ...]] = []
+        entities: list[tuple[Any, ...]] = []
         for rid, rtype, rows in items:
+            if rtype == audit_index.AUDIT:
+                # Most of an AuditEvent's rows go to its own compact tables (storage/audit_index.py).
+                own, entity, rows = audit_index.split(dialect, rid, rows)
+                audit.append(own)
+                entities.extend(entity)
             for row in rows:
                 kind = type(row)
                 buckets.setdefault(kind, []).append(
                     _INDEX_ROWS[kind].process(dialect, (rid, rtype, *vars(row).values()))
                 )
+        if audit:
+            audit_index.INDEX_ROWS.execute(self.conn, audit)
+        if entities:
+            audit_index.ENTITY_ROWS.execute(self.conn, entities)
         for kind, values in buckets.items():
             _INDEX_ROWS[kind].execute(self.conn, values)

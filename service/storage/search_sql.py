@@ -16,6 +16,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.visitors import ExternallyTraversible, iterate, replacement_traverse
 
+from service.storage import audit_index
 from service.storage.resources import COLUMNS, INDEX_TABLES, R, Stored, row_to_stored
 from service.storage.tables import IdxReference, ResourceAccess
 
@@ -221,16 +222,22 @@ def count(conn: Connection, resource_type: str, conditions: Sequence[ColumnEleme
     return int(conn.execute(stmt).scalar_one())
 
 
+def _references(resource_type: str, param: str) -> Any:
+    """Where the reference rows of ``resource_type``'s ``param`` are (storage/audit_index.py)."""
+    return audit_index.source(param) if audit_index.has_own_rows(resource_type, param) else REF
+
+
 def referenced(
-    conn: Connection, rids: Sequence[int], param: str, target_type: str | None
+    conn: Connection, source_type: str, rids: Sequence[int], param: str, target_type: str | None
 ) -> list[tuple[str, str]]:
-    """(type, id) pairs that the given resources reference through ``param``."""
+    """(type, id) pairs that the given resources, of ``source_type``, reference through ``param``."""
     if not rids:
         return []
-    cond = [REF.c.rid.in_(list(rids)), REF.c.param == param, REF.c.target_id.is_not(None)]
+    ref = _references(source_type, param)
+    cond = [ref.c.rid.in_(list(rids)), ref.c.param == param, ref.c.target_id.is_not(None)]
     if target_type:
-        cond.append(REF.c.target_type == target_type)
-    rows = conn.execute(select(REF.c.target_type, REF.c.target_id).where(*cond).distinct()).all()
+        cond.append(ref.c.target_type == target_type)
+    rows = conn.execute(select(ref.c.target_type, ref.c.target_id).where(*cond).distinct()).all()
     return [(r[0], r[1]) for r in rows if r[0]]
 
 
@@ -255,8 +262,9 @@ def referencing(
     """Current resources of ``source_type`` whose ``param`` points at any of the targets."""
     if not targets:
         return []
-    match = or_(*[and_(REF.c.target_type == t, REF.c.target_id == i) for t, i in targets])
-    sub = select(REF.c.rid).where(REF.c.resource_type == source_type, REF.c.param == param, match)
+    ref = _references(source_type, param)
+    match = or_(*[and_(ref.c.target_type == t, ref.c.target_id == i) for t, i in targets])
+    sub = select(ref.c.rid).where(ref.c.resource_type == source_type, ref.c.param == param, match)
     rows = conn.execute(
         select(*COLUMNS).where(R.c.rid.in_(sub), R.c.deleted == false(), *extra).order_by(R.c.rid)
     ).all()

@@ -180,6 +180,60 @@ class IdxUri(SQLModel, table=True):
     value: str
 
 
+class AuditIndex(SQLModel, table=True):
+    """An AuditEvent's single-valued search values, one row per event (docs/adr/0017-audit-index.md).
+
+    Every access writes an AuditEvent, and its nine generic index rows were most of what a read cost
+    the database (bytes written, B-trees entered). Here the first row of each of these parameters is
+    a group of columns, verbatim (``<param>_<field>``); any further row of one, and rows of the other
+    parameters, go to ``audit_entity`` or the generic index tables. ``service/storage/audit_index.py``
+    turns the three back into generic index rows for search.
+    """
+
+    __tablename__ = "audit_index"
+    __table_args__ = (
+        Index("ix_audit_index_date", "date_low", "date_high"),
+        Index("ix_audit_index_altid", "altid_code"),
+    )
+
+    rid: int = Field(sa_column=Column(RowId, primary_key=True, autoincrement=False))
+    date_low: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    date_high: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    type_system: str | None = None
+    type_code: str | None = None
+    type_text: str | None = None
+    subtype_system: str | None = None
+    subtype_code: str | None = None
+    subtype_text: str | None = None
+    action_system: str | None = None
+    action_code: str | None = None
+    action_text: str | None = None
+    outcome_system: str | None = None
+    outcome_code: str | None = None
+    outcome_text: str | None = None
+    altid_system: str | None = None
+    altid_code: str | None = None
+    altid_text: str | None = None
+    agent_target_type: str | None = Field(default=None, max_length=64)
+    agent_target_id: str | None = Field(default=None, max_length=64)
+    agent_url: str | None = None
+    agent_version: str | None = None
+
+
+class AuditEntity(SQLModel, table=True):
+    """What an AuditEvent was about (its ``entity`` and ``patient`` references, ``Type/id`` only):
+    many per event (a search names every Patient it returned), clustered on the lookup an audit
+    review makes (who touched this Patient), with no other index (docs/adr/0017-audit-index.md)."""
+
+    __tablename__ = "audit_entity"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    param: str = Field(primary_key=True, max_length=64)
+    target_id: str = Field(primary_key=True, max_length=64)
+    target_type: str = Field(primary_key=True, max_length=64)
+    rid: int = Field(sa_column=Column(RowId, primary_key=True, autoincrement=False))
+
+
 class ResourceAccess(SQLModel, table=True):
     """Which organisations may see a resource, and why (maintained on write).
 

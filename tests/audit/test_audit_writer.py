@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from service.audit.writer import AuditWriter, WriterClosed
 from service.errors import ServiceUnavailable
+from service.storage import audit_index
 from service.storage.database import Database
 from service.storage.resources import R, ResourceStore
-from service.storage.tables import IdxReference
 from tests.audit._audit_faults import read_event, refused_audit, wait_for, write_commits, writes_held
 
-IDX_REF = IdxReference.__table__  # type: ignore[attr-defined]
+ENTITY = audit_index.source("entity")  # wherever an event's entity rows are stored
 
 
 @pytest.fixture
@@ -31,12 +31,12 @@ def _audited(database: Database, patient_ids: list[str]) -> dict[str, str]:
     """patient id -> meta.lastUpdated of the AuditEvent found for it through the entity index."""
     with database.transaction(write=False) as conn:
         rows = conn.execute(
-            select(IDX_REF.c.target_id, R.c.content)
-            .join(R, R.c.rid == IDX_REF.c.rid)
+            select(ENTITY.c.target_id, R.c.content)
+            .join(R, R.c.rid == ENTITY.c.rid)
             .where(
-                IDX_REF.c.resource_type == "AuditEvent",
-                IDX_REF.c.param == "entity",
-                IDX_REF.c.target_id.in_(patient_ids),
+                ENTITY.c.resource_type == "AuditEvent",
+                ENTITY.c.param == "entity",
+                ENTITY.c.target_id.in_(patient_ids),
             )
         ).all()
     return {row.target_id: row.content["meta"]["lastUpdated"] for row in rows}
