@@ -20,12 +20,14 @@ the union gives back exactly the rows that were written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import fields
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Dialect, FromClause, String, cast, literal_column, null, or_, select, union_all
+from sqlalchemy import Dialect, String, cast, literal_column, null, or_, select, union_all
+from sqlalchemy.sql.selectable import Subquery
 
 from service.search.types import DateRow, IndexRow, ReferenceRow, TokenRow
 from service.storage.bulk import BulkInsert
@@ -101,7 +103,7 @@ def _text(value: str) -> Any:
     return literal_column(f"'{value}'", String())
 
 
-def _view(param: str, name: str) -> FromClause:
+def _view(param: str, name: str) -> Subquery:
     kind = COLUMN_PARAMS.get(param) or ReferenceRow
     generic = ROW_TABLES[kind].__table__  # type: ignore[attr-defined]
     names = _fields(kind)
@@ -136,8 +138,17 @@ def has_own_rows(resource_type: str, param: str) -> bool:
     return resource_type == AUDIT and (param in COLUMN_PARAMS or param in ENTITY_PARAMS)
 
 
-@lru_cache(maxsize=64)
-def source(param: str, slot: int = 0) -> FromClause:
+def is_source(from_: Any) -> bool:
+    """Whether ``from_`` is one of ``source``'s selectables (search_sql drives a page from them)."""
+    return isinstance(from_, Subquery) and _SOURCE_NAME.fullmatch(from_.name) is not None
+
+
+_PARAMS = "|".join(sorted({*COLUMN_PARAMS, *ENTITY_PARAMS}))
+_SOURCE_NAME = re.compile(rf"audit_({_PARAMS})_\d+")
+
+
+@lru_cache(maxsize=256)
+def source(param: str, slot: int = 0) -> Subquery:
     """The index rows of AuditEvent parameter ``param`` (``has_own_rows``), wherever they are stored,
     with the columns of its generic index table; ``slot``: one query's n-th use of it (aliases never
     shared within a statement, as search/compile.py's for the generic tables)."""

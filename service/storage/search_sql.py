@@ -156,7 +156,8 @@ def _driven_by_index(
 def _probe(inner: Select[Any], rid: ColumnElement[Any]) -> ColumnElement[bool]:
     """A visibility condition, ``rid IN (SELECT rid FROM resource_access WHERE ...)``, as ``EXISTS
     (... AND resource_access.rid = rid)``: one probe of its (organization, rid) index per candidate.
-    Other conditions stay IN: a short list (a rare status) rejects candidates before any probe."""
+    Other conditions stay IN: a short list (a rare status) rejects candidates before any probe. (An
+    AuditEvent parameter's rows are a UNION ALL, which SQLite would scan whole on every probe.)"""
     if _source(inner) is not A:
         return rid.in_(inner)
     return inner.where(inner.selected_columns[0] == rid).exists()
@@ -180,8 +181,7 @@ def _uncorrelated(inner: Select[Any]) -> bool:
     """True for the subqueries compile_filter and visible_condition build: the rid of one index
     table (aliased) or of resource_access, filtered on that table's own columns and values (the hub
     has no chained or _has parameters, the ones that would reach back to ``resource``)."""
-    table = _source(inner)
-    return table is A or getattr(table, "name", None) in INDEX_TABLE_NAMES
+    return _source(inner) is A or _from_index(inner)
 
 
 def _index_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
@@ -189,9 +189,20 @@ def _index_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
     inner = _rid_subquery(cond)
     if inner is None:
         return None
-    if getattr(_source(inner), "name", None) not in INDEX_TABLE_NAMES:
+    if not _from_index(inner):
         return None
     return inner
+
+
+def _from_index(inner: Select[Any]) -> bool:
+    """Whether a subquery selects from one index table, or from the AuditEvent rows of one parameter
+    (storage/audit_index.py: like an index table's, they exist only for current resources)."""
+    return _from_audit(inner) or getattr(_source(inner), "name", None) in INDEX_TABLE_NAMES
+
+
+def _from_audit(inner: Select[Any]) -> bool:
+    froms = inner.columns_clause_froms
+    return len(froms) == 1 and audit_index.is_source(froms[0])
 
 
 def _source(inner: Select[Any]) -> Any:

@@ -194,6 +194,7 @@ class AuditIndex(SQLModel, table=True):
     __table_args__ = (
         Index("ix_audit_index_date", "date_low", "date_high"),
         Index("ix_audit_index_altid", "altid_code"),
+        Index("ix_audit_index_agent", "agent_target_id", "agent_target_type"),
     )
 
     rid: int = Field(sa_column=Column(RowId, primary_key=True, autoincrement=False))

@@ -66,3 +66,16 @@ def test_on_sqlite_visibility_is_probed_per_candidate_and_index_conditions_stay_
     assert "EXISTS (SELECT resource_access.rid FROM resource_access WHERE" in sql
     assert "resource_access.rid = idx_reference_1.rid" in sql
     assert "idx_reference_1.rid IN (SELECT idx_token_1.rid" in sql
+
+
+def test_an_audit_search_is_driven_by_its_audit_rows() -> None:
+    """AuditEvent parameters read the audit tables through a UNION ALL (storage/audit_index.py); their
+    rows exist only for current events, as index rows do, so a patient's trail is fetched by its
+    audit_entity rows, not by reading every AuditEvent of the table."""
+    query = parse_search("AuditEvent", [("patient", "Patient/p"), ("action", "R")])
+    where = [R.c.resource_type == "AuditEvent", R.c.deleted.is_(False), *compile_filters(query, R)]
+    driven = search_sql._driven_by_index(where, [SortKey(R.c.rid, False)], 21, probe=True)
+    assert driven is not None
+    sql = re.sub(r"\s+", " ", str(driven))
+    assert sql.startswith("SELECT DISTINCT audit_patient_0.rid FROM (SELECT audit_entity.rid")
+    assert "audit_patient_0.rid IN (SELECT audit_action_0.rid FROM (SELECT audit_index.rid" in sql

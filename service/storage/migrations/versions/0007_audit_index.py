@@ -45,6 +45,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_index_date", "audit_index", ["date_low", "date_high"], unique=False)
     op.create_index("ix_audit_index_altid", "audit_index", ["altid_code"], unique=False)
+    op.create_index(
+        "ix_audit_index_agent", "audit_index", ["agent_target_id", "agent_target_type"], unique=False
+    )
     op.create_table(
         "audit_entity",
         sa.Column("param", AutoString(length=64), nullable=False),
@@ -58,6 +61,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("audit_entity")
+    op.drop_index("ix_audit_index_agent", table_name="audit_index")
     op.drop_index("ix_audit_index_altid", table_name="audit_index")
     op.drop_index("ix_audit_index_date", table_name="audit_index")
     op.drop_table("audit_index")
