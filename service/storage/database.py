@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
 from service.storage import migrate
 from service.storage.engine import make_engine
+from service.storage.errors import is_contention
 
 
 class Database:
@@ -21,7 +24,8 @@ class Database:
         # cheaper than letting them spin in SQLite's busy handler (sleep-and-retry).
         self._sqlite_writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         self._postgres = self.engine.dialect.name == "postgresql"
-        # SQLite read transactions that reuse their thread's Connection (``transaction(kept=True)``).
+        # SQLite Connections a thread keeps between transactions: for reads (``transaction(kept=True)``)
+        # and for the event loop's audit commits (``write_if_free``).
         self._kept = threading.local()
         self._kept_all: list[tuple[threading.Thread, Connection]] = []
         self._kept_lock = threading.Lock()
@@ -56,18 +60,62 @@ class Database:
             if lock is not None:
                 lock.release()
 
-    def _kept_connection(self) -> Connection:
-        conn: Connection | None = getattr(self._kept, "conn", None)
+    @contextmanager
+    def write_if_free(self) -> Iterator[Connection | None]:
+        """SQLite: a write transaction, if the write lock is free this instant; else ``None``, with
+        nothing begun, and the caller goes elsewhere instead of waiting. For the event loop's audit
+        commits (audit/writer.py, ADR 0018), which must never wait for another writer: here, in this
+        process, or in another. Its Connection is kept by the thread, with no busy wait and no
+        automatic checkpoint (``checkpoint`` runs them off the loop). On PostgreSQL always None."""
+        lock = self._sqlite_writer
+        if lock is None or not lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            conn = self._kept_connection(writer=True)
+            try:
+                transaction = conn.begin()
+            except (OperationalError, sqlite3.OperationalError) as exc:
+                if not _locked(exc):  # another process holds SQLite's write lock
+                    raise
+                transaction = None
+            if transaction is None:
+                yield None
+                return
+            with transaction:
+                yield conn
+        finally:
+            lock.release()
+
+    def checkpoint(self) -> None:
+        """SQLite: copy what the WAL holds into the database file, without blocking any reader or
+        writer (PASSIVE); what the loop's commits leave there (``write_if_free``) goes this way."""
+        if self._sqlite_writer is None:
+            return
+        with self.engine.connect() as conn:
+            conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+
+    def _kept_connection(self, *, writer: bool = False) -> Connection:
+        attr = "writer" if writer else "conn"
+        conn: Connection | None = getattr(self._kept, attr, None)
         if conn is None or conn.closed or conn.invalidated:
             if conn is not None:
                 conn.close()  # invalidated by an error: back to the pool, to be replaced
             with self._kept_lock:
-                # A thread that has ended (a test client's portal, say) gives its connection back;
+                # A thread that has ended (a test client's portal, say) gives its connections back;
                 # one closed above drops out of the list.
                 for _thread, old in [(t, c) for t, c in self._kept_all if not t.is_alive()]:
-                    old.close()
+                    _release(old)
                 self._kept_all = [(t, c) for t, c in self._kept_all if t.is_alive() and not c.closed]
-                conn = self._kept.conn = self.engine.connect()
+                conn = self.engine.connect()
+                if writer:
+                    conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                    dbapi = conn.connection.dbapi_connection
+                    assert dbapi is not None
+                    dbapi.execute("PRAGMA busy_timeout=0")
+                    dbapi.execute("PRAGMA wal_autocheckpoint=0")
+                    conn.info["kept_writer"] = True
+                setattr(self._kept, attr, conn)
                 self._kept_all.append((threading.current_thread(), conn))
         return conn
 
@@ -88,5 +136,21 @@ class Database:
         with self._kept_lock:
             kept, self._kept_all = self._kept_all, []
         for _thread, conn in kept:
-            conn.close()
+            _release(conn)
         self.engine.dispose()
+
+
+def _locked(exc: Exception) -> bool:
+    """SQLite's "database is locked", wrapped by SQLAlchemy or raised by the driver itself (the BEGIN
+    of storage/engine.py goes straight to it)."""
+    if isinstance(exc, OperationalError):
+        return is_contention(exc)
+    return "database is locked" in str(exc)
+
+
+def _release(conn: Connection) -> None:
+    """Give a kept Connection back. A writer's is discarded, not pooled: its PRAGMAs (no busy wait, no
+    automatic checkpoint) must never reach another user of the pool."""
+    if conn.info.get("kept_writer") and not conn.closed and not conn.invalidated:
+        conn.invalidate()
+    conn.close()
