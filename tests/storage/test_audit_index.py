@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import fields
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, delete, func, insert, select
 
-from service.access.caller import Caller
 from service.audit import record
 from service.search.extract import extract_index_rows
 from service.search.params import params_for
@@ -24,18 +22,9 @@ from service.search.types import DateRow, IndexRow, ReferenceRow, TokenRow, UriR
 from service.storage import audit_index
 from service.storage.database import Database
 from service.storage.index_rows import ROW_TABLES, row_values
-from service.storage.resources import ResourceStore, Stored
+from service.storage.resources import ResourceStore
+from tests.audit._event_shapes import CLINIC, NOW, PATIENT, built_events
 
-NOW = datetime(2026, 12, 1, 14, 20, 54, 871000, tzinfo=UTC)
-CLINIC = Caller(
-    client_id="cl", organization_id="org-1", role="clinic", scopes="system/*.rs", jti="j", source="10.0.0.1"
-)
-PERSON = Caller(
-    client_id="web", organization_id="org-2", role="partner", scopes="", jti="", source="", person="a@b.org"
-)
-ADMIN = Caller(client_id="admin", organization_id="wraparound", role="admin", scopes="", jti="", source="")
-PATIENT = Stored(1, "Patient", "abc", 3, NOW, False, {})
-TASK = Stored(2, "Task", "t-1", 1, NOW, False, {})
 KIND = {"token": TokenRow, "date": DateRow, "reference": ReferenceRow, "uri": UriRow}
 
 
@@ -65,28 +54,7 @@ def _odd_shapes() -> dict[str, Any]:
 
 def _events() -> list[dict[str, Any]]:
     return [
-        record.build_event(caller=CLINIC, action="read", now=NOW, status=200, entities=[PATIENT]),
-        record.build_event(
-            caller=CLINIC,
-            action="search",
-            now=NOW,
-            status=200,
-            entities=[PATIENT, TASK],
-            query="owner=Organization/org-1&status=requested",
-            patients=["Patient/abc", "Patient/other"],
-        ),
-        record.build_event(caller=PERSON, action="update", now=NOW, status=200, entities=[TASK]),
-        record.build_event(caller=ADMIN, action="create", now=NOW, status=201, entities=[TASK]),
-        record.build_event(caller=CLINIC, action="read", now=NOW, status=404, description="not known"),
-        record.build_event(
-            caller=CLINIC,
-            action="disclosure",
-            now=NOW,
-            status=200,
-            entities=[TASK],
-            patients=["https://other.example/fhir/Patient/p9"],
-            subtype={"system": "https://wraparound.org.uk/fhir/CodeSystem/audit", "code": "disclosure"},
-        ),
+        *built_events(),
         _two_agents(),
         _odd_shapes(),
         {"resourceType": "AuditEvent", "recorded": "2026-12-01", "type": {"code": "x"}},  # the bare minimum
