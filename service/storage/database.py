@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,8 +74,8 @@ class Database:
             conn = self._kept_connection(writer=True)
             try:
                 transaction = conn.begin()
-            except (OperationalError, sqlite3.OperationalError) as exc:
-                if not _locked(exc):  # another process holds SQLite's write lock
+            except OperationalError as exc:
+                if not is_contention(exc):  # another process holds SQLite's write lock
                     raise
                 transaction = None
             if transaction is None:
@@ -138,14 +137,6 @@ class Database:
         for _thread, conn in kept:
             _release(conn)
         self.engine.dispose()
-
-
-def _locked(exc: Exception) -> bool:
-    """SQLite's "database is locked", wrapped by SQLAlchemy or raised by the driver itself (the BEGIN
-    of storage/engine.py goes straight to it)."""
-    if isinstance(exc, OperationalError):
-        return is_contention(exc)
-    return "database is locked" in str(exc)
 
 
 def _release(conn: Connection) -> None:

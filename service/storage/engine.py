@@ -112,7 +112,12 @@ def _configure_sqlite(engine: Engine) -> None:
         # Writers pass execution option sqlite_begin="IMMEDIATE"; readers stay DEFERRED.
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         # Straight to the driver: through exec_driver_sql this BEGIN cost 20-40 us, on every request.
-        conn.connection.dbapi_connection.execute(_BEGIN[mode])
+        try:
+            conn.connection.dbapi_connection.execute(_BEGIN[mode])
+        except Exception as exc:
+            # Wrapped as SQLAlchemy would (OperationalError: 503; a disconnect invalidates), as
+            # storage/driver.py does: a raw sqlite3 error reached the client as a 500.
+            conn._handle_dbapi_exception(exc, _BEGIN[mode], (), None, None)
 
 
 def is_postgres(engine: Engine) -> bool:
