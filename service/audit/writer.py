@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from service.audit.record import index_rows
 from service.errors import ServiceUnavailable
 from service.search.types import IndexRow
@@ -122,11 +124,7 @@ class AuditWriter:
         try:
             with self._db.write_if_free() as conn:
                 if conn is not None:
-                    ResourceStore(conn).create_many(
-                        "AuditEvent",
-                        [item for pending in batch for item in pending.events],
-                        now=datetime.now(UTC),
-                    )
+                    _write(conn, batch)
                     committed = True
         except Exception as exc:  # every waiter must hear of it
             failure = exc
@@ -211,18 +209,22 @@ class AuditWriter:
             log.warning("WAL checkpoint failed: %s", type(exc).__name__)
 
     def _commit(self, batch: list[_Pending]) -> None:
-        now = datetime.now(UTC)
         failure: BaseException | None = None
         try:
             with self._db.transaction(write=True) as conn:
-                ResourceStore(conn).create_many(
-                    "AuditEvent", [item for pending in batch for item in pending.events], now=now
-                )
+                _write(conn, batch)
         except BaseException as exc:  # every waiter must hear of it, whatever it was
             failure = exc
         _settle(batch, failure)
         if failure is not None and not isinstance(failure, Exception):
             raise failure
+
+
+def _write(conn: Connection, batch: list[_Pending]) -> None:
+    """A batch's events, with the index rows worked out in their requests, in one set of inserts."""
+    ResourceStore(conn).create_many(
+        "AuditEvent", [item for pending in batch for item in pending.events], now=datetime.now(UTC)
+    )
 
 
 def _settle(batch: list[_Pending], failure: BaseException | None) -> None:

@@ -197,12 +197,10 @@ def _index_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
 def _from_index(inner: Select[Any]) -> bool:
     """Whether a subquery selects from one index table, or from the AuditEvent rows of one parameter
     (storage/audit_index.py: like an index table's, they exist only for current resources)."""
-    return _from_audit(inner) or getattr(_source(inner), "name", None) in INDEX_TABLE_NAMES
-
-
-def _from_audit(inner: Select[Any]) -> bool:
     froms = inner.columns_clause_froms
-    return len(froms) == 1 and audit_index.is_source(froms[0])
+    if len(froms) == 1 and audit_index.is_source(froms[0]):
+        return True
+    return getattr(_source(inner), "name", None) in INDEX_TABLE_NAMES
 
 
 def _source(inner: Select[Any]) -> Any:
