@@ -7,9 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection, delete, insert
+
 from service.access.caller import Caller
 from service.audit import record
-from service.storage.resources import Stored
+from service.search.extract import extract_index_rows
+from service.storage import audit_index
+from service.storage.index_rows import ROW_TABLES, row_values
+from service.storage.resources import ResourceStore, Stored
 
 NOW = datetime(2026, 12, 1, 14, 20, 54, 871000, tzinfo=UTC)
 CLINIC = Caller(
@@ -51,3 +56,15 @@ def built_events() -> list[dict[str, Any]]:
             subtype={"system": "https://wraparound.org.uk/fhir/CodeSystem/audit", "code": "disclosure"},
         ),
     ]
+
+
+def store_the_old_way(conn: Connection, events: list[dict[str, Any]], now: datetime) -> list[Stored]:
+    """AuditEvents as stored before migration 0007: every index row in the generic tables and no
+    audit_index row (storage/audit_index.py must still find them)."""
+    stored = ResourceStore(conn).create_many("AuditEvent", [(event, []) for event in events], now=now)
+    conn.execute(delete(audit_index.AI).where(audit_index.AI.c.rid.in_([s.rid for s in stored])))
+    for s, event in zip(stored, events, strict=True):
+        for row in extract_index_rows(event):
+            table = ROW_TABLES[type(row)].__table__  # type: ignore[attr-defined]
+            conn.execute(insert(table).values(**row_values(row, s.rid, "AuditEvent")))
+    return stored

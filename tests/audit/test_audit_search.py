@@ -14,14 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert
 
 from service.access.caller import Caller
 from service.audit import record
-from service.search.extract import extract_index_rows
-from service.storage import audit_index
-from service.storage.index_rows import ROW_TABLES, row_values
 from service.storage.resources import ResourceStore, Stored
+from tests.audit._event_shapes import store_the_old_way
 from tests.referrals._workflow_hub import ok
 from tests.support.clients import Client, FhirClients
 
@@ -80,11 +77,7 @@ def seeded(fhir: FhirClients) -> Seeded:
                 [stored] = store.create_many("AuditEvent", [(event, record.index_rows(event))], now=T0)
                 ids[name] = stored.id
                 continue
-            [stored] = store.create_many("AuditEvent", [(event, [])], now=T0)
-            conn.execute(delete(audit_index.AI).where(audit_index.AI.c.rid == stored.rid))
-            for row in extract_index_rows(event):
-                table = ROW_TABLES[type(row)].__table__  # type: ignore[attr-defined]
-                conn.execute(insert(table).values(**row_values(row, stored.rid, "AuditEvent")))
+            [stored] = store_the_old_way(conn, [event], T0)
             ids[name] = stored.id
     return Seeded(admin, altid, f"Organization/{org['id']}", f"Patient/{p1}", f"Patient/{p2}", ids)
 

@@ -13,7 +13,7 @@ from dataclasses import fields
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, func, select
 
 from service.audit import record
 from service.search.extract import extract_index_rows
@@ -21,9 +21,9 @@ from service.search.params import params_for
 from service.search.types import DateRow, IndexRow, ReferenceRow, TokenRow, UriRow
 from service.storage import audit_index
 from service.storage.database import Database
-from service.storage.index_rows import ROW_TABLES, row_values
+from service.storage.index_rows import ROW_TABLES
 from service.storage.resources import ResourceStore
-from tests.audit._event_shapes import CLINIC, NOW, PATIENT, built_events
+from tests.audit._event_shapes import CLINIC, NOW, PATIENT, built_events, store_the_old_way
 
 KIND = {"token": TokenRow, "date": DateRow, "reference": ReferenceRow, "uri": UriRow}
 
@@ -113,13 +113,7 @@ def test_events_stored_the_old_way_read_back_the_same(clean_database: Database) 
     must find them there."""
     events = _events()
     with clean_database.transaction() as conn:
-        store = ResourceStore(conn)
-        stored = store.create_many("AuditEvent", [(event, []) for event in events], now=NOW)
-        conn.execute(delete(audit_index.AI))  # no audit_index rows before 0007
-        for s, event in zip(stored, events, strict=True):
-            for row in extract_index_rows(event):
-                table = ROW_TABLES[type(row)].__table__  # type: ignore[attr-defined]
-                conn.execute(insert(table).values(**row_values(row, s.rid, "AuditEvent")))
+        stored = store_the_old_way(conn, events, NOW)
     with clean_database.transaction(write=False) as conn:
         for s, event in zip(stored, events, strict=True):
             assert _read_back(conn, s.rid) == set(extract_index_rows(event))
