@@ -6,7 +6,9 @@ and is silently absent from searches, includes, totals and history.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Connection, false
+from typing import Literal
+
+from sqlalchemy import BindParameter, ColumnElement, Connection, false
 
 from service.access.caller import Caller
 from service.access.policy import PUBLIC_READ, may_read_type
@@ -28,15 +30,28 @@ def is_visible(conn: Connection, caller: Caller, stored: Stored, *, granted: boo
     return access.has_access(conn, stored.rid, caller.organization_id)
 
 
-def search_condition(
-    caller: Caller, resource_type: str, rid_column: ColumnElement[int]
-) -> ColumnElement[bool] | None:
-    """Extra WHERE clause limiting a search to what the caller may see (None: no limit)."""
+Scope = Literal["none", "all", "granted"]
+
+
+def search_scope(caller: Caller, resource_type: str) -> Scope:
+    """What a search of the type may see: nothing, everything, or what the caller's organisation has
+    been granted. (A search's SQL depends on this and not on who the organisation is.)"""
     if not may_read_type(caller, resource_type):
-        return false()
+        return "none"
     if unrestricted(caller, resource_type):
+        return "all"
+    return "granted"
+
+
+def scope_condition(
+    scope: Scope, rid_column: ColumnElement[int], organization_id: str | BindParameter[str]
+) -> ColumnElement[bool] | None:
+    """Extra WHERE clause limiting a search to ``scope`` (None: no limit)."""
+    if scope == "none":
+        return false()
+    if scope == "all":
         return None
-    return access.visible_condition(rid_column, caller.organization_id)
+    return access.visible_condition(rid_column, organization_id)
 
 
 def unrestricted(caller: Caller, resource_type: str) -> bool:

@@ -15,16 +15,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+from sqlalchemy import ColumnElement, String, bindparam
 
 from service.access import policy
 from service.access.minimise import caller_views
-from service.access.visibility import filter_visible, search_condition
+from service.access.visibility import filter_visible, scope_condition, search_scope
 from service.audit import record
 from service.errors import BadRequest, Issue, operation_outcome
 from service.rest.context import Context
 from service.rest.interactions import require_type
 from service.rest.subsetting import subset
-from service.search.compile import compile_filters, sort_expression
+from service.search.compile import compile_query, sort_expression
 from service.search.parse import SearchQuery, parse_search
 from service.storage import search_sql
 from service.storage.resources import R, Stored
@@ -125,10 +126,7 @@ def search(
                 for u in query.unknown
             ],
         )
-    conditions = compile_filters(query, R, base_url=ctx.base_url, now=ctx.now)
-    visible = search_condition(ctx.caller, resource_type, R.c.rid)
-    if visible is not None:
-        conditions.append(visible)
+    criteria = _criteria(ctx, query)
     self_params = [(k, v) for k, v in params if k not in ("_cursor",)]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     # Counting every match costs far more than a page (100 ms against 8 ms for a partner's
@@ -137,21 +135,18 @@ def search(
     # total for free, and a longer result set has none: Bundle.total is optional (0..1).
     # _count=0 asks for the total alone (http://hl7.org/fhir/R4/search.html#count).
     if query.total in ("accurate", "estimate") or query.summary == "count" or query.count == 0:
-        bundle["total"] = search_sql.count(ctx.conn, resource_type, conditions)
+        bundle["total"] = search_sql.count(ctx.conn, criteria)
     links = [{"relation": "self", "url": _url(ctx, resource_type, params)}]
     entries: list[dict[str, Any]] = []
     matches: list[Stored] = []
     if query.summary != "count":
-        sort = [(sort_expression(name, resource_type, desc, R), desc) for name, desc in query.sort]
         after = before = None
         if query.cursor:
             direction, values = _decode(query.cursor)
             after, before = (values, None) if direction == "after" else (None, values)
-            if len(values) != len(sort) + 1:
+            if len(values) != len(query.sort) + 1:
                 raise BadRequest("The _cursor paging token does not fit this search's _sort")
-        rows, keys = search_sql.page(
-            ctx.conn, resource_type, conditions, sort, limit=query.count + 1, after=after, before=before
-        )
+        rows, keys = search_sql.page(ctx.conn, criteria, limit=query.count + 1, after=after, before=before)
         has_more = len(rows) > query.count
         if "total" not in bundle and query.total != "none" and query.cursor is None and not has_more:
             bundle["total"] = len(rows)
@@ -225,9 +220,28 @@ def find(ctx: Context, resource_type: str, params: list[tuple[str, str]], *, lim
         raise BadRequest("Conditional criteria use unknown parameters: " + ", ".join(query.unknown))
     if not query.filters:
         raise BadRequest("Conditional criteria must contain at least one search parameter")
-    conditions = compile_filters(query, R, base_url=ctx.base_url, now=ctx.now)
-    visible = search_condition(ctx.caller, resource_type, R.c.rid)
-    if visible is not None:
-        conditions.append(visible)
-    rows, _ = search_sql.page(ctx.conn, resource_type, conditions, [], limit=limit)
+    rows, _ = search_sql.page(ctx.conn, _criteria(ctx, query), limit=limit)
     return rows
+
+
+def _criteria(ctx: Context, query: SearchQuery) -> search_sql.Criteria:
+    """The query's filters, sort and the caller's visibility, as a shape and values: the SQL is
+    built only for a shape not yet seen (search/compile.py, storage/search_sql.py)."""
+    rtype = query.resource_type
+    filters = compile_query(query, base_url=ctx.base_url, now=ctx.now)
+    scope = search_scope(ctx.caller, rtype)
+    values = filters.values
+    if scope == "granted":
+        values = {**values, "vis_org": ctx.caller.organization_id}
+
+    def conditions() -> list[ColumnElement[bool]]:
+        found = filters.conditions(R)
+        org = bindparam("vis_org", ctx.caller.organization_id, type_=String())
+        visible = scope_condition(scope, R.c.rid, org)
+        return found if visible is None else [*found, visible]
+
+    def sort() -> list[tuple[ColumnElement[Any], bool]]:
+        return [(sort_expression(name, rtype, desc, R), desc) for name, desc in query.sort]
+
+    shape = (filters.shape, scope, tuple(query.sort))
+    return search_sql.Criteria(rtype, shape, values, conditions, sort)

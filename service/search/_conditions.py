@@ -1,4 +1,4 @@
-"""SQL conditions for one search value against one index row, per parameter type.
+"""The condition for one search value against one index row, per parameter type (as data: _spec).
 
 Prefix semantics over ranges follow http://hl7.org/fhir/R4/search.html#prefix with the
 parameter range [pl, ph] and the resource range [rl, rh], both inclusive:
@@ -11,18 +11,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy import ColumnElement, and_, false, not_, or_
-from sqlalchemy.sql.expression import ColumnClause
 
 from service.search._dates import approximate
 from service.search._query import NO_SYSTEM, DateValue, NumberValue, ReferenceValue, TokenValue, UriValue
+from service.search._spec import FALSE, Col, Spec
+from service.search._spec import and_spec as and_
+from service.search._spec import not_spec as not_
+from service.search._spec import or_spec as or_
 
-Col = ColumnElement[Any] | ColumnClause[Any]
 
-
-def date_condition(rl: Col, rh: Col, value: DateValue, now: datetime) -> ColumnElement[bool]:
+def date_condition(rl: Col, rh: Col, value: DateValue, now: datetime) -> Spec:
     pl, ph = value.low, value.high
     within = and_(rl >= pl, rh <= ph)
     match value.prefix:
@@ -47,7 +45,7 @@ def date_condition(rl: Col, rh: Col, value: DateValue, now: datetime) -> ColumnE
             return and_(rl <= wide_high, rh >= wide_low)
 
 
-def number_condition(col: Col, value: NumberValue) -> ColumnElement[bool]:
+def number_condition(col: Col, value: NumberValue) -> Spec:
     v = value.value
     match value.prefix:
         case "eq":
@@ -67,12 +65,10 @@ def number_condition(col: Col, value: NumberValue) -> ColumnElement[bool]:
             return and_(col >= v - margin, col <= v + margin)
 
 
-def quantity_unit_condition(
-    system: Col, code: Col, unit: Col, value: NumberValue
-) -> ColumnElement[bool] | None:
+def quantity_unit_condition(system: Col, code: Col, unit: Col, value: NumberValue) -> Spec | None:
     if value.code is None and value.system is None:
         return None
-    conds: list[ColumnElement[bool]] = []
+    conds: list[Spec] = []
     if value.system is not None:
         conds.append(system == value.system)
         if value.code is not None:
@@ -84,31 +80,31 @@ def quantity_unit_condition(
     return and_(*conds)
 
 
-def token_condition(system: Col, code: Col, text: Col, value: TokenValue) -> ColumnElement[bool]:
+def token_condition(system: Col, code: Col, text: Col, value: TokenValue) -> Spec:
     if value.text is not None:  # :text: starts a word of the display/text
         word = " " + value.text
-        return or_(text.startswith(value.text, autoescape=True), text.contains(word, autoescape=True))
-    conds: list[ColumnElement[bool]] = []
+        return or_(text.startswith(value.text), text.contains(word))
+    conds: list[Spec] = []
     if value.code is not None:
         conds.append(code == value.code)
     if value.system == NO_SYSTEM:
         conds.append(system.is_(None))
     elif value.system is not None:
         conds.append(system == value.system)
-    return and_(*conds) if conds else false()
+    return and_(*conds) if conds else FALSE
 
 
 def reference_condition(
     target_type: Col, target_id: Col, url: Col, version: Col, value: ReferenceValue, base_url: str | None
-) -> ColumnElement[bool]:
-    by_id: ColumnElement[bool] | None = None
+) -> Spec:
+    by_id: Spec | None = None
     if value.id is not None:
         by_id = target_id == value.id
         if value.type is not None:
             by_id = and_(by_id, target_type == value.type)
     if value.url is None:
-        return by_id if by_id is not None else false()
-    by_url: ColumnElement[bool] = url == value.url
+        return by_id if by_id is not None else FALSE
+    by_url: Spec = url == value.url
     if value.version is not None:
         by_url = and_(by_url, version == value.version)
     # An absolute URL on this server is the same as the relative Type/id reference.
@@ -118,9 +114,9 @@ def reference_condition(
     return by_url
 
 
-def uri_condition(col: Col, value: UriValue, modifier: str | None) -> ColumnElement[bool]:
+def uri_condition(col: Col, value: UriValue, modifier: str | None) -> Spec:
     if modifier == "below":
-        return col.startswith(value.value, autoescape=True)
+        return col.startswith(value.value)
     if modifier == "above":  # any indexed URI that is a path prefix of the value
         parts = value.value.split("/")
         return col.in_(["/".join(parts[:i]) for i in range(1, len(parts) + 1)])

@@ -1,5 +1,8 @@
 """Compiling a parsed search into SQLAlchemy Core conditions over the index tables.
 
+A query compiles to a shape and values first (``compile_query``, search/_spec.py), so that its SQL
+is built once per shape and kept (storage/search_sql.py).
+
 Each filter becomes ``resource.rid IN (SELECT rid FROM idx_<type> WHERE resource_type = …
 AND param = … AND (value OR value …))``; ``:not`` and ``:missing=true`` become NOT IN.
 ``_id`` and ``_lastUpdated`` are columns of ``resource``. Only portable constructs are used
@@ -9,11 +12,12 @@ AND param = … AND (value OR value …))``; ``:not`` and ``:missing=true`` beco
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, func, inspect, or_, select
+from sqlalchemy import ColumnElement, Table, func, inspect, select
 from sqlalchemy.sql.expression import FromClause
 
 from service.errors import BadRequest
@@ -27,6 +31,7 @@ from service.search._query import (
     TokenValue,
     UriValue,
 )
+from service.search._spec import Binder, Col, Spec, and_spec, build, flatten, named, not_spec, or_spec
 from service.search.params import params_for
 from service.search.types import ParamType
 from service.storage import audit_index
@@ -74,80 +79,116 @@ def _selectable(resource: Any) -> FromClause:
     return selectable
 
 
-def _value_condition(idx: FromClause, f: Filter, value: Any, base_url: str | None, now: datetime) -> Any:
-    col = idx.c
+def _value_spec(f: Filter, value: Any, base_url: str | None, now: datetime) -> Spec:
     if isinstance(value, TokenValue):
-        return c.token_condition(col.system, col.code, col.text, value)
+        return c.token_condition(Col("system"), Col("code"), Col("text"), value)
     if isinstance(value, DateValue):
-        return c.date_condition(col.low, col.high, value, now)
+        return c.date_condition(Col("low"), Col("high"), value, now)
     if isinstance(value, ReferenceValue):
-        return c.reference_condition(col.target_type, col.target_id, col.url, col.version, value, base_url)
+        return c.reference_condition(
+            Col("target_type"), Col("target_id"), Col("url"), Col("version"), value, base_url
+        )
     if isinstance(value, NumberValue):
-        cond = c.number_condition(col.value, value)
-        unit = c.quantity_unit_condition(col.system, col.code, col.unit, value)
-        return cond if unit is None else and_(cond, unit)
+        cond = c.number_condition(Col("value"), value)
+        unit = c.quantity_unit_condition(Col("system"), Col("code"), Col("unit"), value)
+        return cond if unit is None else and_spec(cond, unit)
     if isinstance(value, UriValue):
-        return c.uri_condition(col.value, value, f.modifier)
+        return c.uri_condition(Col("value"), value, f.modifier)
     # string
     if f.modifier == "exact":
-        return col.exact == value.value
+        exact: Spec = Col("exact") == value.value
+        return exact
     if f.modifier == "contains":
-        return col.value.contains(value.normalised, autoescape=True)
-    return col.value.startswith(value.normalised, autoescape=True)
+        return Col("value").contains(value.normalised)
+    return Col("value").startswith(value.normalised)
 
 
-def _resource_condition(res: FromClause, f: Filter, now: datetime) -> ColumnElement[bool]:
+def _filter_spec(f: Filter, base_url: str | None, now: datetime) -> Spec | None:
+    """What one filter asks of its index rows (or, for _id and _lastUpdated, of ``resource``)."""
     if f.param.name == "_id":
-        ids = [v.code for v in f.values if isinstance(v, TokenValue)]
-        return res.c.id.not_in(ids) if f.modifier == "not" else res.c.id.in_(ids)
-    updated = res.c.last_updated
-    return or_(*(c.date_condition(updated, updated, v, now) for v in f.values if isinstance(v, DateValue)))
+        ids = Col("id").in_([v.code for v in f.values if isinstance(v, TokenValue)])
+        return not_spec(ids) if f.modifier == "not" else ids
+    if f.param.name == "_lastUpdated":
+        updated = Col("last_updated")
+        dates = (v for v in f.values if isinstance(v, DateValue))
+        return or_spec(*(c.date_condition(updated, updated, v, now) for v in dates))
+    if f.modifier == "missing":
+        return None
+    return or_spec(*(_value_spec(f, v, base_url, now) for v in f.values))
 
 
-def compile_filter(
-    f: Filter,
-    resource_type: str,
-    resource: Any,
-    *,
-    base_url: str | None = None,
-    now: datetime | None = None,
-    slot: int | None = None,
-) -> ColumnElement[bool]:
-    """One filter's condition; ``slot``: which shared alias of its index table (None: a fresh one)."""
+@dataclass(frozen=True)
+class _Part:
+    filter: Filter
+    slot: int  # which shared alias of its index table (_slot)
+    spec: Spec | None
+    prefix: str  # of its values' bind names
+
+
+@dataclass(frozen=True)
+class CompiledFilters:
+    """A query's filters as a shape and values (search/_spec.py): the shape is what their SQL depends
+    on, the key under which ``storage.search_sql`` keeps a page's statement; ``values`` are bound to
+    that statement by name on every execution; ``conditions`` builds the SQL, once per shape."""
+
+    resource_type: str
+    parts: tuple[_Part, ...]
+    shape: tuple[Any, ...]
+    values: dict[str, Any]
+
+    def conditions(self, resource: Any) -> list[ColumnElement[bool]]:
+        """Conditions (to AND) over ``resource`` (``Resource``, an ``aliased(Resource)`` or a Core
+        table/alias), with this query's values bound; the caller adds ``resource_type == …`` and
+        ``deleted`` itself."""
+        res = _selectable(resource)
+        return [self._condition(part, res) for part in self.parts]
+
+    def _condition(self, part: _Part, res: FromClause) -> ColumnElement[bool]:
+        f, bind = part.filter, Binder(part.prefix)
+        if f.param.name in ("_id", "_lastUpdated"):
+            assert part.spec is not None
+            return build(part.spec, res.c, bind)
+        idx = _index(self.resource_type, f.param.name, f.param.type, part.slot)
+        where = [idx.c.resource_type == self.resource_type, idx.c.param == f.param.name]
+        if part.spec is not None:
+            where.append(build(part.spec, idx.c, bind))
+        # An uncorrelated ``rid IN (SELECT rid FROM idx ...)``: the planner can drive the search
+        # from the (covering) index and semi-join, instead of probing EXISTS once per resource row.
+        matching = select(idx.c.rid).where(*where)
+        negate = f.missing is True or f.modifier == "not"
+        return res.c.rid.not_in(matching) if negate else res.c.rid.in_(matching)
+
+
+def compile_query(
+    query: SearchQuery, *, base_url: str | None = None, now: datetime | None = None
+) -> CompiledFilters:
+    """The query's filters, compiled to a shape and values; ``base_url`` (e.g.
+    ``https://host/fhir``) makes absolute references to this server match relative ones."""
     now = now or datetime.now(UTC)
-    res = _selectable(resource)
-    if f.param.name in ("_id", "_lastUpdated"):
-        return _resource_condition(res, f, now)
-    idx = _index(resource_type, f.param.name, f.param.type, slot)
-    where = [idx.c.resource_type == resource_type, idx.c.param == f.param.name]
-    if f.modifier != "missing":
-        where.append(or_(*(_value_condition(idx, f, v, base_url, now) for v in f.values)))
-    # An uncorrelated ``rid IN (SELECT rid FROM idx ...)``: the planner can drive the search
-    # from the (covering) index and semi-join, instead of probing EXISTS once per resource row.
-    matching = select(idx.c.rid).where(*where)
-    negate = f.missing is True or f.modifier == "not"
-    return res.c.rid.not_in(matching) if negate else res.c.rid.in_(matching)
+    slots: Counter[ParamType] = Counter()
+    parts: list[_Part] = []
+    shape: list[Any] = [query.resource_type]
+    values: dict[str, Any] = {}
+    for i, f in enumerate(query.filters):
+        # Filters of one query on the same index table take different aliases.
+        slot = slots[f.param.type]
+        slots[f.param.type] += 1
+        spec = _filter_spec(f, base_url, now)
+        found: list[Any] = []
+        spec_shape = None if spec is None else flatten(spec, found)
+        part = _Part(f, slot, spec, f"f{i}_")
+        values.update(named(part.prefix, found))
+        shape.append((f.param.name, f.param.type, f.modifier, f.missing, slot, spec_shape))
+        parts.append(part)
+    return CompiledFilters(query.resource_type, tuple(parts), tuple(shape), values)
 
 
 def compile_filters(
     query: SearchQuery, resource: Any, *, base_url: str | None = None, now: datetime | None = None
 ) -> list[ColumnElement[bool]]:
-    """Conditions (to AND) selecting the resources of ``query.resource_type`` that match.
-
-    ``resource`` is ``Resource``, an ``aliased(Resource)`` or a Core table/alias; the
-    caller adds ``resource_type == …`` and ``deleted`` itself. ``base_url`` (e.g.
-    ``https://host/fhir``) makes absolute references to this server match relative ones.
-    """
-    slots: Counter[ParamType] = Counter()
-    conditions = []
-    for f in query.filters:
-        conditions.append(
-            compile_filter(
-                f, query.resource_type, resource, base_url=base_url, now=now, slot=slots[f.param.type]
-            )
-        )
-        slots[f.param.type] += 1
-    return conditions
+    """Conditions (to AND) selecting the resources of ``query.resource_type`` that match
+    (``compile_query(...).conditions(resource)``)."""
+    return compile_query(query, base_url=base_url, now=now).conditions(resource)
 
 
 def sort_expression(

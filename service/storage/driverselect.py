@@ -57,7 +57,9 @@ class DriverSelect:
         for param in plan.params:
             if param.source is not None:
                 value = param.source()
-            elif param.required:
+            elif param.required or param.key in values:
+                # A named parameter takes the caller's value where one is given, even one that was
+                # built with a value (a search's, storage/search_sql.py: built with the first values).
                 value = values[param.key]
             else:
                 value = param.literal

@@ -7,16 +7,18 @@ NULL sort values sort last in either direction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Connection, Select, and_, false, func, or_, select
+from sqlalchemy import Column, ColumnElement, Connection, Select, and_, bindparam, false, func, or_, select
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.visitors import ExternallyTraversible, iterate, replacement_traverse
 
 from service.storage import audit_index
+from service.storage.driverselect import DriverSelect
 from service.storage.resources import COLUMNS, INDEX_TABLES, R, Stored, row_to_stored
 from service.storage.tables import IdxReference, ResourceAccess
 
@@ -31,23 +33,29 @@ class SortKey:
     descending: bool
 
 
-def _after(key: SortKey, value: Any, *, nulls_last: bool) -> ColumnElement[bool]:
+def _key_value(key: SortKey, i: int, value: Any) -> ColumnElement[Any]:
+    # Named k<i>, as page() binds it: kept statements take each page's keyset as values.
+    return bindparam(f"k{i}", value, type_=key.expr.type)
+
+
+def _after(key: SortKey, i: int, value: Any, *, nulls_last: bool) -> ColumnElement[bool]:
     """Rows strictly after ``value`` in this key's order."""
     if value is None:
         return false() if nulls_last else key.expr.is_not(None)
-    cmp = key.expr < value if key.descending else key.expr > value
+    bound = _key_value(key, i, value)
+    cmp = key.expr < bound if key.descending else key.expr > bound
     return or_(cmp, key.expr.is_(None)) if nulls_last else cmp
 
 
-def _equal(key: SortKey, value: Any) -> ColumnElement[bool]:
-    return key.expr.is_(None) if value is None else key.expr == value
+def _equal(key: SortKey, i: int, value: Any) -> ColumnElement[bool]:
+    return key.expr.is_(None) if value is None else key.expr == _key_value(key, i, value)
 
 
 def _keyset(keys: Sequence[SortKey], values: Sequence[Any], *, nulls_last: bool) -> ColumnElement[bool]:
     clauses = []
     for i, key in enumerate(keys):
-        prefix = [_equal(keys[j], values[j]) for j in range(i)]
-        clauses.append(and_(*prefix, _after(key, values[i], nulls_last=nulls_last)))
+        prefix = [_equal(keys[j], j, values[j]) for j in range(i)]
+        clauses.append(and_(*prefix, _after(key, i, values[i], nulls_last=nulls_last)))
     return or_(*clauses)
 
 
@@ -61,11 +69,53 @@ def _order(keys: Sequence[SortKey], *, nulls_last: bool) -> list[Any]:
     return order
 
 
+@dataclass(frozen=True)
+class Criteria:
+    """What a search selects. ``shape`` is what its SQL depends on (search/compile.py): a page's
+    statement is built once per shape and kept (None: built for this call alone). ``values`` are
+    bound to it by name on every execution. ``conditions`` and ``sort`` build the SQL, with the
+    values of the search that first had the shape."""
+
+    resource_type: str
+    shape: Hashable | None
+    values: Mapping[str, Any]
+    conditions: Callable[[], list[ColumnElement[bool]]]
+    sort: Callable[[], list[tuple[ColumnElement[Any], bool]]] = list
+
+    @classmethod
+    def fixed(
+        cls,
+        resource_type: str,
+        conditions: Sequence[ColumnElement[bool]],
+        sort: Sequence[tuple[ColumnElement[Any], bool]] = (),
+    ) -> Criteria:
+        """Conditions built by the caller, for one page (not kept)."""
+        return cls(resource_type, None, {}, lambda: list(conditions), lambda: list(sort))
+
+
+# Page statements by shape, compiled once per dialect and run on the driver (storage/driverselect.py).
+# Building and cache-keying an inbox page's statement cost 60 % of the search; a hub sees a few dozen
+# shapes (an inbox, a clinic's follow-up, the app's lists), so the bound only stops a client that
+# invents new shapes from growing it without end (the oldest goes first).
+MAX_PLANS = 512
+_PLANS: dict[Hashable, DriverSelect] = {}
+_PLANS_LOCK = threading.Lock()
+
+
+def _kept(key: Hashable, statement: Callable[[], Select[Any]]) -> DriverSelect:
+    plan = _PLANS.get(key)
+    if plan is None:
+        built = DriverSelect(statement())
+        with _PLANS_LOCK:
+            plan = _PLANS.setdefault(key, built)
+            while len(_PLANS) > MAX_PLANS:
+                del _PLANS[next(iter(_PLANS))]
+    return plan
+
+
 def page(
     conn: Connection,
-    resource_type: str,
-    conditions: Sequence[ColumnElement[bool]],
-    sort: Sequence[tuple[ColumnElement[Any], bool]],
+    criteria: Criteria,
     *,
     limit: int,
     after: Sequence[Any] | None = None,
@@ -76,33 +126,48 @@ def page(
     ``after``/``before`` are the sort values (ending with rid) of the row the page
     starts after or ends before. Returns up to ``limit`` rows in the requested order.
     """
-    keys = [SortKey(expr, desc) for expr, desc in sort] + [SortKey(R.c.rid, False)]
     backwards = before is not None
+    keyset = before if before is not None else after
+    # The keyset's values are bound too; which of them are NULL shapes the SQL (_after, _equal).
+    nulls = None if keyset is None else tuple(v is None for v in keyset)
+    dialect = conn.dialect.name
+
+    def statement() -> Select[Any]:
+        return _statement(dialect, criteria, limit=limit, keyset=keyset, backwards=backwards)
+
+    if criteria.shape is None:
+        rows: Sequence[Any] = conn.execute(statement()).all()
+    else:
+        values = dict(criteria.values)
+        values.update((f"k{i}", v) for i, v in enumerate(keyset or ()) if v is not None)
+        key = (dialect, criteria.resource_type, criteria.shape, limit, backwards, nulls)
+        rows = _kept(key, statement).all(conn, values)
+    if backwards:
+        rows = list(reversed(rows))
+    width = len(COLUMNS)
+    return [row_to_stored(r) for r in rows], [list(r[width:]) for r in rows]
+
+
+def _statement(
+    dialect: str, criteria: Criteria, *, limit: int, keyset: Sequence[Any] | None, backwards: bool
+) -> Select[Any]:
+    keys = [SortKey(expr, desc) for expr, desc in criteria.sort()] + [SortKey(R.c.rid, False)]
     keys_q = [SortKey(k.expr, not k.descending) for k in keys] if backwards else keys
     nulls_last = not backwards
-    where = [R.c.resource_type == resource_type, R.c.deleted == false(), *conditions]
-    if after is not None:
-        where.append(_keyset(keys_q, after, nulls_last=nulls_last))
-    if before is not None:
-        where.append(_keyset(keys_q, before, nulls_last=nulls_last))
-    sqlite = conn.dialect.name == "sqlite"
-    driven = _driven_by_index(where, keys_q, limit, probe=sqlite) if len(keys) == 1 else None
+    where = [R.c.resource_type == criteria.resource_type, R.c.deleted == false(), *criteria.conditions()]
+    if keyset is not None:
+        where.append(_keyset(keys_q, keyset, nulls_last=nulls_last))
+    driven = _driven_by_index(where, keys_q, limit, probe=dialect == "sqlite") if len(keys) == 1 else None
     # Driven, the page is its rids alone: the type and deleted tests are already in the index rows,
     # and left here they made SQLite read every resource of the type by ix_resource_type_updated and
     # sort, instead of fetching the page's rids by primary key (an inbox page 3.2 -> 2.4 ms at 10k
     # Tasks, 15.4 -> 7.3 ms at 100k).
-    stmt = (
+    return (
         select(*COLUMNS, *[k.expr.label(f"sk{i}") for i, k in enumerate(keys)])
         .where(*where if driven is None else [R.c.rid.in_(driven)])
         .order_by(*_order(keys_q, nulls_last=nulls_last))
         .limit(limit)
     )
-    rows = conn.execute(stmt).all()
-    if backwards:
-        rows = list(reversed(rows))
-    stored = [row_to_stored(r) for r in rows]
-    sort_values = [[getattr(r, f"sk{i}") for i in range(len(keys))] for r in rows]
-    return stored, sort_values
 
 
 def _driven_by_index(
@@ -178,7 +243,7 @@ def _rid_subquery(cond: ColumnElement[bool]) -> Select[Any] | None:
 
 
 def _uncorrelated(inner: Select[Any]) -> bool:
-    """True for the subqueries compile_filter and visible_condition build: the rid of one index
+    """True for the subqueries CompiledFilters.conditions and visible_condition build: the rid of one index
     table (aliased) or of resource_access, filtered on that table's own columns and values (the hub
     has no chained or _has parameters, the ones that would reach back to ``resource``)."""
     return _source(inner) is A or _from_index(inner)
@@ -222,11 +287,11 @@ def _columns(cond: ColumnElement[Any]) -> list[Any]:
     return [e for e in iterate(cond) if isinstance(e, Column)]
 
 
-def count(conn: Connection, resource_type: str, conditions: Sequence[ColumnElement[bool]]) -> int:
+def count(conn: Connection, criteria: Criteria) -> int:
     stmt = (
         select(func.count())
         .select_from(R)
-        .where(R.c.resource_type == resource_type, R.c.deleted == false(), *conditions)
+        .where(R.c.resource_type == criteria.resource_type, R.c.deleted == false(), *criteria.conditions())
     )
     return int(conn.execute(stmt).scalar_one())
 

@@ -106,3 +106,21 @@ def test_an_expanding_in_is_refused_rather_than_sent_half_compiled(clean_databas
 
     with clean_database.transaction(write=False) as conn, pytest.raises(ValueError, match="expanding IN"):
         DriverSelect(select(R.c.rid).where(R.c.id.in_(["a", "b"]))).all(conn, {})
+
+
+def test_a_named_parameter_built_with_a_value_takes_the_value_it_is_given(clean_database: Database) -> None:
+    # storage/search_sql.py keeps a search's statement, built with the first search's values, and
+    # runs it with the next one's: a given value wins over the one written in, a missing one falls back.
+    from sqlalchemy import bindparam, select
+
+    from service.storage.resources import COLUMNS, R
+
+    with clean_database.transaction() as conn:
+        first = ResourceStore(conn).create("Patient", PATIENT, extract_index_rows(PATIENT), now=NOW)
+        second = ResourceStore(conn).create("Patient", PATIENT, extract_index_rows(PATIENT), now=NOW)
+    statement = select(*COLUMNS).where(R.c.resource_type == "Patient", R.c.id == bindparam("pid", first.id))
+    kept = DriverSelect(statement)
+    with clean_database.transaction(write=False) as conn:
+        assert [row[2] for row in kept.all(conn, {})] == [first.id]
+        assert [row[2] for row in kept.all(conn, {"pid": second.id})] == [second.id]
+        assert kept.all(conn, {"pid": "nobody"}) == []

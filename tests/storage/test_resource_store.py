@@ -17,6 +17,7 @@ from service.search.parse import parse_search
 from service.storage import search_sql
 from service.storage.database import Database
 from service.storage.resources import INDEX_TABLES, H, R, ResourceStore, Stored
+from service.storage.search_sql import Criteria
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -170,9 +171,9 @@ def test_delete_removes_index_rows_and_search_matches(clean_database: Database) 
         current = store.current("Patient", gone.id)
         assert current is not None
         assert current.deleted
-        rows, _ = search_sql.page(conn, "Patient", [], [], limit=10)
+        rows, _ = search_sql.page(conn, Criteria.fixed("Patient", []), limit=10)
         assert [s.id for s in rows] == [keep.id]
-        assert search_sql.count(conn, "Patient", []) == 1
+        assert search_sql.count(conn, Criteria.fixed("Patient", [])) == 1
         versions, total = store.history("Patient", gone.id, since=None, at_or_before=None, limit=10, offset=0)
         assert total == 2
         assert [(s.deleted, method) for s, method in versions] == [(True, "DELETE"), (False, "POST")]
@@ -200,7 +201,7 @@ def test_rollback_leaves_nothing(clean_database: Database) -> None:
     with pytest.raises(RuntimeError):
         write_then_fail()
     with clean_database.transaction(write=False) as conn:
-        assert search_sql.count(conn, "Patient", []) == 0
+        assert search_sql.count(conn, Criteria.fixed("Patient", [])) == 0
         versions, total = ResourceStore(conn).history(
             "Patient", None, since=None, at_or_before=None, limit=5, offset=0
         )
@@ -260,13 +261,8 @@ def test_a_create_and_its_audit_event_go_in_with_the_same_statements(clean_datab
         event.remove(conn, "before_cursor_execute", count)
         audit_rows = conn.execute(select(R.c.id, R.c.content).where(R.c.resource_type == "AuditEvent")).all()
         history = conn.execute(select(H.c.resource_type).where(H.c.version_id == 1)).scalars().all()
-        found = search_sql.page(
-            conn,
-            "AuditEvent",
-            compile_filters(parse_search("AuditEvent", [("entity", "Patient/p-1/_history/1")]), R),
-            [],
-            limit=5,
-        )[0]
+        by_entity = compile_filters(parse_search("AuditEvent", [("entity", "Patient/p-1/_history/1")]), R)
+        found = search_sql.page(conn, Criteria.fixed("AuditEvent", by_entity), limit=5)[0]
     assert stored.id == "p-1"
     assert stored.resource_type == "Patient"
     assert inserts.count("resource") == 1  # one statement for both rows
