@@ -44,11 +44,13 @@ def _strict(prefer: str | None) -> bool:
 def search_get(
     request: Request, caller: CallerDep, resource_type: ResourceType, prefer: PreferHandling = None
 ) -> FhirResponse:
-    return FhirResponse(run(request, caller, search_work(request, type_name(resource_type), prefer)))
-
-
-def search_work(request: Request, rtype: str, prefer: str | None) -> Callable[[Context], dict[str, Any]]:
     params = list(request.query_params.multi_items())
+    return FhirResponse(run(request, caller, search_work(type_name(resource_type), params, prefer)))
+
+
+def search_work(
+    rtype: str, params: list[tuple[str, str]], prefer: str | None
+) -> Callable[[Context], dict[str, Any]]:
     return lambda ctx: search.search(ctx, rtype, params, strict=_strict(prefer))
 
 

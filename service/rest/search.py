@@ -26,6 +26,7 @@ from service.rest.context import Context
 from service.rest.interactions import require_type
 from service.rest.subsetting import subset
 from service.search.compile import compile_query, sort_expression
+from service.search.params import params_for
 from service.search.parse import SearchQuery, parse_search
 from service.storage import search_sql
 from service.storage.resources import R, Stored
@@ -211,6 +212,35 @@ def _entry(
 def _url(ctx: Context, resource_type: str, params: list[tuple[str, str]]) -> str:
     query = urlencode(params)
     return f"{ctx.base_url}/{resource_type}" + (f"?{query}" if query else "")
+
+
+# Parameters that only shape the page they are given with: they add no work that grows with the table.
+_PAGE_CONTROLS = frozenset({"_count", "_cursor", "_elements"})
+
+
+def bounded_by_page(resource_type: str, params: list[tuple[str, str]]) -> bool:
+    """Whether a search's database work is bounded by its page rather than by the table: every filter
+    an equality on a token or reference index (or ``_id``), at least one of them, and no count,
+    sort or include. Such a page is the first ``_count`` rids of one index range (search_sql's driven
+    page), a few hundred microseconds; others can scan, sort or count every match."""
+    defs = params_for(resource_type)
+    positive = False
+    for name, value in params:
+        base, _, modifier = name.partition(":")
+        if base in _PAGE_CONTROLS:
+            if base == "_count" and value.strip() == "0":
+                return False  # the total alone: a COUNT of every match
+            continue
+        if base == "_id" and not modifier:
+            positive = True
+            continue
+        param = defs.get(base)
+        if param is None or param.type not in ("token", "reference"):
+            return False
+        if modifier and not (param.type == "reference" and modifier[:1].isupper()):
+            return False  # :not, :missing, :text, :above... scan or negate; :Type only narrows
+        positive = True
+    return positive
 
 
 def find(ctx: Context, resource_type: str, params: list[tuple[str, str]], *, limit: int = 2) -> list[Stored]:

@@ -3,11 +3,15 @@ answered without FastAPI's router, with the same answers; everything else still 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
 from service.api import hotpath
+from service.rest import search
+from service.rest.search import bounded_by_page
 from tests.support.clients import FhirClients
 from tests.support.live import LiveServer
 
@@ -120,3 +124,50 @@ def test_errors_on_the_hot_path_are_the_apps_operation_outcomes(fhir: FhirClient
 def test_which_requests_take_the_hot_path(method: str, path: str, hot: str | None) -> None:
     route = hotpath._route({"type": "http", "method": method, "path": path})
     assert (route[0].__name__ if route else None) == hot
+
+
+@pytest.mark.parametrize(
+    ("rtype", "query", "bounded"),
+    [
+        ("Task", "owner=Organization/p&status=requested&_count=20", True),
+        ("Task", "focus=ServiceRequest/x", True),
+        ("Task", "owner:Organization=p&_cursor=abc&_elements=status", True),
+        ("Patient", "_id=a,b", True),
+        ("Task", "", False),  # no filter: every Task of the type, in rid order
+        ("Task", "requester=Organization/c&_lastUpdated=gt2026-11-01", False),
+        ("Task", "owner=Organization/p&_total=accurate", False),
+        ("Task", "owner=Organization/p&_count=0", False),
+        ("Task", "owner=Organization/p&_sort=-authored-on", False),
+        ("Task", "owner=Organization/p&_include=Task:focus", False),
+        ("Task", "status:not=completed", False),
+        ("Task", "owner:missing=false", False),
+        ("Patient", "name=smi", False),  # a string prefix scans the type's names
+        ("Patient", "birthdate=ge1988", False),
+        ("Organization", "type:text=charity", False),
+        ("Task", "unknown=1", False),
+    ],
+)
+def test_which_searches_are_bounded_by_their_page(rtype: str, query: str, bounded: bool) -> None:
+    assert bounded_by_page(rtype, parse_qsl(query, keep_blank_values=True)) is bounded
+
+
+def test_on_sqlite_a_bounded_search_runs_on_the_loop_and_others_on_a_thread(
+    fhir: FhirClients, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[bool] = []  # per search: whether it ran on the event loop's thread
+    real = search.search
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            ran.append(True)
+        except RuntimeError:
+            ran.append(False)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search, "search", spy)
+    clinic = fhir.client("clinic")
+    for query in ("Task?focus=ServiceRequest/x", "Task?focus=ServiceRequest/x&_total=accurate"):
+        assert clinic.get(f"/fhir/{query}").status_code == 200
+    sqlite = server.settings.database_url.startswith("sqlite")
+    assert ran == [sqlite, False]
