@@ -1,8 +1,10 @@
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.search._dates import MAX_DATETIME, approximate, date_range
+from service.fhir.instant import fhir_instant
+from service.search._dates import MAX_DATETIME, _any_range, approximate, date_range
 
 
 def _utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, us: int = 0) -> datetime:
@@ -61,3 +63,21 @@ def test_approximate_is_never_narrower_than_a_day() -> None:
     now = _utc(2024, 1, 1, 12)
     low = high = _utc(2024, 1, 1, 11)
     assert approximate(low, high, now) == (low - timedelta(days=1), high + timedelta(days=1))
+
+
+def test_the_hubs_own_instants_take_a_short_path_to_the_same_range() -> None:
+    # fhir_instant's form (UTC, milliseconds, Z) is parsed in C; the range must be the general parse's.
+    rng = random.Random(11)
+    moments = [
+        datetime(2024, 2, 29, 23, 59, 59, 999000, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+    ]
+    moments += [
+        datetime(1, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(315_000_000_000)) for _ in range(500)
+    ]
+    for moment in moments:
+        text = fhir_instant(moment)
+        assert date_range(text) == _any_range(text), text
+    for text in ("2024-02-30T00:00:00.000Z", "2024-13-01T00:00:00.000Z", "2024-01-01T24:00:00.000Z"):
+        with pytest.raises(ValueError, match=r"out of range|must be in"):
+            date_range(text)
