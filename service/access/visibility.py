@@ -6,9 +6,9 @@ and is silently absent from searches, includes, totals and history.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import BindParameter, ColumnElement, Connection, false
+from sqlalchemy import ColumnElement, Connection, String, bindparam, false
 
 from service.access.caller import Caller
 from service.access.policy import PUBLIC_READ, may_read_type
@@ -30,10 +30,13 @@ def is_visible(conn: Connection, caller: Caller, stored: Stored, *, granted: boo
     return access.has_access(conn, stored.rid, caller.organization_id)
 
 
-Scope = Literal["none", "all", "granted"]
+Reach = Literal["none", "all", "granted"]
+
+# The bind parameter that carries the organisation in a kept search statement (storage/search_sql.py).
+_ORG = "vis_org"
 
 
-def search_scope(caller: Caller, resource_type: str) -> Scope:
+def search_reach(caller: Caller, resource_type: str) -> Reach:
     """What a search of the type may see: nothing, everything, or what the caller's organisation has
     been granted. (A search's SQL depends on this and not on who the organisation is.)"""
     if not may_read_type(caller, resource_type):
@@ -43,15 +46,21 @@ def search_scope(caller: Caller, resource_type: str) -> Scope:
     return "granted"
 
 
-def scope_condition(
-    scope: Scope, rid_column: ColumnElement[int], organization_id: str | BindParameter[str]
+def reach_condition(
+    reach: Reach, rid_column: ColumnElement[int], organization_id: str
 ) -> ColumnElement[bool] | None:
-    """Extra WHERE clause limiting a search to ``scope`` (None: no limit)."""
-    if scope == "none":
+    """Extra WHERE clause limiting a search to ``reach`` (None: no limit). The organisation is a named
+    bind parameter, so a kept statement takes the next caller's from ``reach_values``."""
+    if reach == "none":
         return false()
-    if scope == "all":
+    if reach == "all":
         return None
-    return access.visible_condition(rid_column, organization_id)
+    return access.visible_condition(rid_column, bindparam(_ORG, organization_id, type_=String()))
+
+
+def reach_values(reach: Reach, organization_id: str) -> dict[str, Any]:
+    """The values ``reach_condition``'s statement takes for this caller."""
+    return {_ORG: organization_id} if reach == "granted" else {}
 
 
 def unrestricted(caller: Caller, resource_type: str) -> bool:

@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from sqlalchemy import ColumnElement, String, bindparam
+from sqlalchemy import ColumnElement
 
 from service.access import policy
 from service.access.minimise import caller_views
-from service.access.visibility import filter_visible, scope_condition, search_scope
+from service.access.visibility import filter_visible, reach_condition, reach_values, search_reach
 from service.audit import record
 from service.errors import BadRequest, Issue, operation_outcome
 from service.rest.context import Context
@@ -259,19 +259,16 @@ def _criteria(ctx: Context, query: SearchQuery) -> search_sql.Criteria:
     built only for a shape not yet seen (search/compile.py, storage/search_sql.py)."""
     rtype = query.resource_type
     filters = compile_query(query, base_url=ctx.base_url, now=ctx.now)
-    scope = search_scope(ctx.caller, rtype)
-    values = filters.values
-    if scope == "granted":
-        values = {**values, "vis_org": ctx.caller.organization_id}
+    reach = search_reach(ctx.caller, rtype)
+    values = {**filters.values, **reach_values(reach, ctx.caller.organization_id)}
 
     def conditions() -> list[ColumnElement[bool]]:
         found = filters.conditions(R)
-        org = bindparam("vis_org", ctx.caller.organization_id, type_=String())
-        visible = scope_condition(scope, R.c.rid, org)
+        visible = reach_condition(reach, R.c.rid, ctx.caller.organization_id)
         return found if visible is None else [*found, visible]
 
     def sort() -> list[tuple[ColumnElement[Any], bool]]:
         return [(sort_expression(name, rtype, desc, R), desc) for name, desc in query.sort]
 
-    shape = (filters.shape, scope, tuple(query.sort))
+    shape = (filters.shape, reach, tuple(query.sort))
     return search_sql.Criteria(rtype, shape, values, conditions, sort)
