@@ -68,9 +68,6 @@ async def search_post(
     form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
     params = list(request.query_params.multi_items()) + form
     bundle = await run_in_threadpool(
-        run,
-        request,
-        caller,
-        lambda ctx: search.search(ctx, type_name(resource_type), params, strict=_strict(prefer)),
+        run, request, caller, search_work(type_name(resource_type), params, prefer)
     )
     return FhirResponse(bundle)

@@ -14,6 +14,7 @@ its place. Nothing in a tree is baked into SQL except the operators and column n
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -107,6 +108,7 @@ def flatten(spec: Spec, values: list[Any]) -> tuple[Any, ...]:
 
 
 Bind = Callable[[Any, Any], ColumnElement[Any]]
+_COMPARE = {"eq": operator.eq, "lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
 
 
 def build(spec: Spec, columns: ReadOnlyColumnCollection[str, Any], bind: Bind) -> ColumnElement[bool]:
@@ -122,14 +124,7 @@ def build(spec: Spec, columns: ReadOnlyColumnCollection[str, Any], bind: Bind) -
                 return col.in_([bind(v, col.type) for v in spec.value])  # type: ignore[no-any-return]
             case "like":
                 return col.like(bind(spec.value, col.type), escape=ESCAPE)  # type: ignore[no-any-return]
-        value = bind(spec.value, col.type)
-        return {  # type: ignore[no-any-return]
-            "eq": col.__eq__,
-            "lt": col.__lt__,
-            "le": col.__le__,
-            "gt": col.__gt__,
-            "ge": col.__ge__,
-        }[spec.op](value)
+        return _COMPARE[spec.op](col, bind(spec.value, col.type))  # type: ignore[no-any-return]
     parts = [build(part, columns, bind) for part in spec.parts]
     if spec.op == "not":
         return not_(parts[0])
