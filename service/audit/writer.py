@@ -20,7 +20,8 @@ by a callback at the end of that turn, if the write lock is free at that instant
 (``Database.write_if_free``). If it is not, the batch goes to the thread as above, so the loop never
 waits for a lock. Handing a thread each batch cost more than the batch: every SQLite call releases
 the GIL, and winning it back from a busy event loop cost about 75 µs of CPU on this VM. The loop's
-commits make no checkpoints; every ``CHECKPOINT_EVERY`` of them the thread runs one.
+commits make no checkpoints; every ``database.CHECKPOINT_EVERY`` commits on the loop (its own and the
+hot path's writes, ADR 0020) the thread runs one.
 """
 
 from __future__ import annotations
@@ -49,9 +50,6 @@ log = logging.getLogger("wraparound.audit")
 # A request gives up waiting after this long (the batch is then still in flight or stuck).
 WAIT_SECONDS = 30.0
 RETRY_AFTER = "1"
-# The thread checkpoints SQLite's WAL after this many commits on an event loop (about a thousand
-# events under load: a few MB of WAL).
-CHECKPOINT_EVERY = 64
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class AuditWriter:
         # SQLite: each event loop's batch for the end of its current turn (touched only on that loop).
         self._on_loop = db.dialect == "sqlite"
         self._turn: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
-        self._loop_commits = 0
+        db.on_checkpoint_due(self._checkpoint_soon)
 
     def record(self, events: Sequence[dict[str, Any]], *, timeout: float = WAIT_SECONDS) -> None:
         """Return once ``events`` are committed; ``ServiceUnavailable`` (503) if they were not."""
@@ -136,11 +134,11 @@ class AuditWriter:
                 _settle_on_loop([p.waiter for p in batch if p.waiter is not None], exc)
             return
         _settle_on_loop([p.waiter for p in batch if p.waiter is not None], failure)
-        if committed:
-            self._loop_commits += 1
-            if self._loop_commits % CHECKPOINT_EVERY == 0:
-                with suppress(WriterClosed):
-                    self._enqueue(_CHECKPOINT)
+
+    def _checkpoint_soon(self) -> None:
+        """Due after the loop's commits (``Database.on_checkpoint_due``): the thread runs it."""
+        with suppress(WriterClosed):
+            self._enqueue(_CHECKPOINT)
 
     def submit(self, events: Sequence[dict[str, Any]]) -> Future[None]:
         """Queue ``events``; the future resolves when their batch commits (or fails)."""

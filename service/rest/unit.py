@@ -39,7 +39,8 @@ def transact(
     kept: bool = False,
 ) -> T:
     """``work`` in one transaction; ``action`` names the interaction for a refusal's AuditEvent;
-    ``kept``: a read on the thread's kept connection (``Database.transaction``)."""
+    ``kept``: on the thread's kept connection (``Database.transaction``; a write raises
+    ``WriterBusy``, with nothing begun or recorded, when SQLite's write lock is not free)."""
     try:
         try:
             with db.transaction(write=not read_only, kept=kept) as conn:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
@@ -12,6 +12,10 @@ from sqlalchemy.exc import OperationalError
 from service.storage import migrate
 from service.storage.engine import make_engine
 from service.storage.errors import is_contention
+
+# The kept writer's commits between checkpoints (``write_if_free``): about a thousand AuditEvents
+# under load, or 64 creates, a few MB of WAL.
+CHECKPOINT_EVERY = 64
 
 
 class Database:
@@ -28,6 +32,10 @@ class Database:
         self._kept = threading.local()
         self._kept_all: list[tuple[threading.Thread, Connection]] = []
         self._kept_lock = threading.Lock()
+        # Commits on the kept writer Connection (which never checkpoints), and who is told when a
+        # checkpoint is due (``on_checkpoint_due``).
+        self._kept_commits = 0
+        self._checkpoint_due: Callable[[], None] | None = None
 
     @contextmanager
     def transaction(self, *, write: bool = True, kept: bool = False) -> Iterator[Connection]:
@@ -38,7 +46,13 @@ class Database:
         out of the pool and back in cost a loaded read about 10 % of its CPU. A WAL reader between
         transactions holds no snapshot and blocks no checkpoint. Elsewhere a pooled one.
         """
-        if kept and not write and self._sqlite_writer is not None:
+        if kept and self._sqlite_writer is not None:
+            if write:
+                with self.write_if_free() as free:
+                    if free is None:
+                        raise WriterBusy("the SQLite write lock is held")
+                    yield free
+                return
             with self._kept_connection().begin() as transaction:
                 yield transaction.connection
             return
@@ -63,9 +77,11 @@ class Database:
     def write_if_free(self) -> Iterator[Connection | None]:
         """SQLite: a write transaction, if the write lock is free this instant; else ``None``, with
         nothing begun, and the caller goes elsewhere instead of waiting. For the event loop's audit
-        commits (audit/writer.py, ADR 0018), which must never wait for another writer: here, in this
-        process, or in another. Its Connection is kept by the thread, with no busy wait and no
-        automatic checkpoint (``checkpoint`` runs them off the loop). On PostgreSQL always None."""
+        commits (audit/writer.py, ADR 0018) and writes (ADR 0020), which must never wait for another
+        writer: here, in this process, or in another. Its Connection is kept by the thread, with no
+        busy wait and no automatic checkpoint: every ``CHECKPOINT_EVERY`` commits on it, the hook
+        given to ``on_checkpoint_due`` is called, to have ``checkpoint`` run off the loop. On
+        PostgreSQL always None."""
         lock = self._sqlite_writer
         if lock is None or not lock.acquire(blocking=False):
             yield None
@@ -83,8 +99,16 @@ class Database:
                 return
             with transaction:
                 yield conn
+            self._kept_commits += 1  # under the write lock
+            if self._kept_commits % CHECKPOINT_EVERY == 0 and self._checkpoint_due is not None:
+                self._checkpoint_due()
         finally:
             lock.release()
+
+    def on_checkpoint_due(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` every ``CHECKPOINT_EVERY`` commits made through ``write_if_free``: it must
+        return at once and have ``checkpoint`` run elsewhere (the audit writer's thread does)."""
+        self._checkpoint_due = hook
 
     def checkpoint(self) -> None:
         """SQLite: copy what the WAL holds into the database file, without blocking any reader or
@@ -137,6 +161,10 @@ class Database:
         for _thread, conn in kept:
             _release(conn)
         self.engine.dispose()
+
+
+class WriterBusy(RuntimeError):
+    """``transaction(write=True, kept=True)``: the write lock was not free; nothing was begun."""
 
 
 def _release(conn: Connection) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url, select
 
-from service.audit import writer as writer_module
 from service.audit.writer import AuditWriter
 from service.storage import audit_index
+from service.storage import database as database_module
 from service.storage.database import Database
 from service.storage.resources import R
 from tests.audit._audit_faults import read_event, wait_for, write_commits
@@ -108,7 +108,7 @@ def test_a_write_lock_held_by_another_process_sends_the_batch_to_the_thread(
 def test_the_thread_checkpoints_after_the_loops_commits(
     clean_database: Database, writer: AuditWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer_module, "CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(database_module, "CHECKPOINT_EVERY", 2)
     checkpoints: list[str] = []
     original = clean_database.checkpoint
 

@@ -1,7 +1,9 @@
-"""Database.transaction(kept=True): a SQLite read on the thread's own kept Connection."""
+"""Database.transaction(kept=True): a SQLite read on the thread's own kept Connection, and a write on
+its kept writer when the write lock is free."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, text
 
-from service.storage.database import Database
+from service.storage.database import Database, WriterBusy
 
 
 @pytest.fixture
@@ -57,8 +59,30 @@ def test_the_transaction_ends_with_the_block_and_a_failure_rolls_back(db: Databa
     assert _read(db) is conn
 
 
-def test_writes_never_keep_one(db: Database) -> None:
+def test_a_write_uses_the_kept_writer_only_when_the_lock_is_free(db: Database, tmp_path: Path) -> None:
+    """ADR 0020: the kept writer (no busy wait), or WriterBusy with nothing begun; never the reader."""
     with db.transaction(write=True, kept=True) as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    assert not conn.closed  # kept, not given back to the pool
+    assert conn is not _read(db)
+    with db.transaction(write=True, kept=True) as again:
+        again.execute(text("INSERT INTO t VALUES (1)"))
+    assert again is conn
+
+    other = sqlite3.connect(tmp_path / "kept.db", isolation_level=None)  # another process, for locks
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(WriterBusy), db.transaction(write=True, kept=True):
+            pytest.fail("the block must not run without the lock")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with db.transaction(write=False) as reader:
+        assert reader.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
+
+
+def test_a_write_without_kept_takes_a_pooled_connection(db: Database) -> None:
+    with db.transaction(write=True) as conn:
         pass
     assert conn.closed  # a pooled connection, given back
 
