@@ -26,7 +26,7 @@ from service.rest import patch, unit
 from service.rest.context import Context
 from service.rest.patch import PatchDocument
 from service.settings import Settings
-from service.storage.database import Database
+from service.storage.database import Database, WriterBusy
 from service.storage.tokens import find_token
 
 T = TypeVar("T")
@@ -166,12 +166,16 @@ def run(request: Request, caller: Caller, work: Callable[[Context], T]) -> T:
 async def run_async(request: Request, caller: Caller, work: Callable[[Context], T], *, inline: bool) -> T:
     """``run`` for the hot path (api/hotpath.py): the audit commit is awaited on the event loop
     instead of holding a threadpool thread, and with ``inline`` the transaction itself runs on
-    the loop too (a SQLite read by id: a few hundred microseconds of CPU that the threadpool hop
-    and the GIL hand-offs would cost as much again)."""
+    the loop too (on SQLite: a read by id or a bounded search, a few hundred microseconds of CPU
+    that the threadpool hop and the GIL hand-offs would cost as much again; a write, if the write
+    lock is free this instant, else on a thread, where it waits for the lock as before, ADR 0020)."""
     events: list[dict[str, Any]] = []
     try:
         if inline:
-            return transact(request, caller, work, events, kept=True)
+            try:
+                return transact(request, caller, work, events, kept=True)
+            except WriterBusy:
+                pass  # nothing was begun, and nothing was recorded
         return await run_in_threadpool(transact, request, caller, work, events)
     finally:
         await audit_writer_of(request).commit(events)
@@ -186,7 +190,7 @@ def transact(
     kept: bool = False,
 ) -> T:
     """``work`` in one transaction (``rest.unit.transact``), read-only for GET and ``_search``;
-    ``kept``: on the loop thread's kept connection (a SQLite read by id, run inline)."""
+    ``kept``: on the loop thread's kept connection (``Database.transaction``)."""
     settings = settings_of(request)
     return unit.transact(
         database_of(request),

@@ -154,4 +154,4 @@ def header_issues(headers: object) -> list[Issue]:
     return issues
 
 
-register_rule("Endpoint", endpoint_rule)
+register_rule("Endpoint", endpoint_rule, network=True)  # check_public_url resolves the host

@@ -24,10 +24,20 @@ from service.storage.resources import Stored
 RuleStep = Callable[[Context, dict[str, Any], Stored | None], list[Issue]]
 
 _RULES: dict[str, list[RuleStep]] = {}
+# Types with a step that may wait on the network (an Endpoint's address is resolved by DNS).
+_NETWORK: set[str] = set()
 
 
-def register_rule(resource_type: str, step: RuleStep) -> None:
+def register_rule(resource_type: str, step: RuleStep, *, network: bool = False) -> None:
+    """``network``: the step may wait on the network, so writes of the type never run on the
+    event loop (api/hotpath.py, ADR 0020)."""
     _RULES.setdefault(resource_type, []).append(step)
+    if network:
+        _NETWORK.add(resource_type)
+
+
+def waits_on_network(resource_type: str) -> bool:
+    return resource_type in _NETWORK
 
 
 def rules_for(resource_type: str) -> list[RuleStep]:

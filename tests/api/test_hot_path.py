@@ -4,13 +4,18 @@ answered without FastAPI's router, with the same answers; everything else still 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
+from sqlalchemy import make_url
 
 from service.api import hotpath
-from service.rest import search
+from service.rest import conditional, interactions, search, validation
 from service.rest.search import bounded_by_page
 from tests.support.clients import FhirClients
 from tests.support.live import LiveServer
@@ -171,3 +176,107 @@ def test_on_sqlite_a_bounded_search_runs_on_the_loop_and_others_on_a_thread(
         assert clinic.get(f"/fhir/{query}").status_code == 200
     sqlite = server.settings.database_url.startswith("sqlite")
     assert ran == [sqlite, False]
+
+
+def _on_the_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _patient(value: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://clinic.example.org/Id/local", "value": value}],
+        "name": [{"family": "Inline"}],
+    }
+
+
+@pytest.fixture
+def writes_ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """Per create or update that reached the service layer: (what, whether it ran on the loop)."""
+    ran: list[tuple[str, bool]] = []
+    for module, name in ((interactions, "create"), (interactions, "update"), (conditional, "create")):
+        what = f"{module.__name__.rsplit('.', 1)[-1]}.{name}"
+
+        def spy(*args: Any, _real: Any = getattr(module, name), _what: str = what, **kwargs: Any) -> Any:
+            ran.append((_what, _on_the_loop()))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    return ran
+
+
+def test_on_sqlite_a_write_runs_on_the_loop_unless_it_may_wait(
+    fhir: FhirClients, server: LiveServer, writes_ran: list[tuple[str, bool]]
+) -> None:
+    """ADR 0020: a create or update runs on the loop; a conditional create (its search may read every
+    match) and a write of a type whose rules wait on the network (an Endpoint's DNS) keep a thread."""
+    clinic = fhir.client("clinic")
+    created = clinic.post("/fhir/Patient", json=_patient("inline-1"))
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    assert clinic.put(f"/fhir/Patient/{pid}", json={**_patient("inline-1"), "id": pid}).status_code == 200
+    conditional_create = clinic.post(
+        "/fhir/Patient",
+        json=_patient("inline-2"),
+        headers={"If-None-Exist": "identifier=https://clinic.example.org/Id/local|inline-2"},
+    )
+    assert conditional_create.status_code == 201
+    endpoint = {
+        "resourceType": "Endpoint",
+        "status": "active",
+        "connectionType": {
+            "system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+            "code": "hl7-fhir-rest",
+        },
+        "payloadType": [{"text": "referral"}],
+        "address": "https://partner.example.org/fhir",
+    }
+    clinic.post("/fhir/Endpoint", json=endpoint)  # refused or not, it reached the service layer
+    sqlite = server.settings.database_url.startswith("sqlite")
+    assert writes_ran == [
+        ("interactions.create", sqlite),
+        ("interactions.update", sqlite),
+        ("conditional.create", False),
+        ("interactions.create", False),  # the conditional create's own, inside it
+        ("interactions.create", False),
+    ]
+    assert validation.waits_on_network("Endpoint")
+    assert not validation.waits_on_network("Patient")
+
+
+def test_on_sqlite_a_write_finding_the_lock_held_waits_on_a_thread_while_the_loop_serves(
+    fhir: FhirClients, server: LiveServer, writes_ran: list[tuple[str, bool]]
+) -> None:
+    """The loop never waits for SQLite's write lock: a create that finds it held elsewhere goes to a
+    thread, which waits for it, and the loop answers other requests meanwhile."""
+    if not server.settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite only: on PostgreSQL every write runs on a thread (CI runs both)")
+    clinic = fhir.client("clinic")
+    path = make_url(server.settings.database_url).database
+    assert path
+    other = sqlite3.connect(path, isolation_level=None, timeout=30)  # another process, as far as locks go
+    answers: list[httpx.Response] = []
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        poster = threading.Thread(
+            target=lambda: answers.append(clinic.post("/fhir/Patient", json=_patient("held")))
+        )
+        poster.start()
+        time.sleep(0.5)  # the create has found the lock held, and waits on a thread for it
+        with httpx.Client(base_url=server.base_url, timeout=5) as meanwhile:
+            assert meanwhile.get("/healthz").status_code == 200  # the loop is not blocked
+        assert poster.is_alive()  # not answered before its commit
+        assert not answers
+        assert writes_ran == []  # nothing begun yet: a thread's BEGIN IMMEDIATE waits for the lock
+        other.execute("COMMIT")
+        poster.join(30)
+    finally:
+        other.close()
+    assert [a.status_code for a in answers] == [201]
+    assert writes_ran == [("interactions.create", False)]  # it ran on that thread
+    pid = answers[0].json()["id"]
+    assert clinic.get(f"/fhir/Patient/{pid}").json()["identifier"][0]["value"] == "held"
