@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,7 +39,11 @@ class Counts:
         self.counter: Counter[str] = Counter()
         self.lock = threading.Lock()
 
-        @event.listens_for(db.engine, "before_cursor_execute")
+        for engine in db.engines:  # on PostgreSQL reads have an engine of their own (ADR 0021)
+            self._listen(engine, reads=engine is not db.engine)
+
+    def _listen(self, engine: Engine, *, reads: bool) -> None:
+        @event.listens_for(engine, "before_cursor_execute")
         def _statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
             words = statement.split(None, 2)
             # BEGIN IMMEDIATE (a SQLite writer) and BEGIN DEFERRED (a reader) are told apart.
@@ -48,13 +52,12 @@ class Counts:
                 self.counter["statements"] += 1
                 self.counter[verb] += 1
 
-        @event.listens_for(db.engine, "commit")
+        @event.listens_for(engine, "commit")
         def _commit(conn: Any) -> None:
             options = conn.get_execution_options()
-            # A read transaction's commit ends a snapshot; only a writer's commit makes data durable.
-            read = options.get("postgresql_readonly") or (
-                db.engine.dialect.name == "sqlite" and options.get("sqlite_begin") != "IMMEDIATE"
-            )
+            # A read transaction's commit ends a snapshot (on PostgreSQL's reads engine, in
+            # autocommit, it sends nothing); only a writer's commit makes data durable.
+            read = reads or (engine.dialect.name == "sqlite" and options.get("sqlite_begin") != "IMMEDIATE")
             with self.lock:
                 self.counter["read commits" if read else "write commits"] += 1
 

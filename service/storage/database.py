@@ -1,4 +1,5 @@
-"""The database handle: one engine per process, one transaction per request or job."""
+"""The database handle: one engine per process (two on PostgreSQL: writes, and reads in autocommit on
+read-only sessions, ADR 0021), one transaction per request or job."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class Database:
         # cheaper than letting them spin in SQLite's busy handler (sleep-and-retry).
         self._sqlite_writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         self._postgres = self.engine.dialect.name == "postgresql"
+        # PostgreSQL reads: autocommit on read-only sessions, one round trip a statement (ADR 0021).
+        self._reads: Engine | None = make_engine(url, reads=True) if self._postgres else None
         # SQLite Connections a thread keeps between transactions: for reads (``transaction(kept=True)``)
         # and for the event loop's audit commits (``write_if_free``).
         self._kept = threading.local()
@@ -37,14 +40,21 @@ class Database:
         self._kept_commits = 0
         self._checkpoint_due: Callable[[], None] | None = None
 
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine requests use, for listeners that must see every statement (bench/statements.py)."""
+        return (self.engine,) if self._reads is None else (self.engine, self._reads)
+
     @contextmanager
     def transaction(self, *, write: bool = True, kept: bool = False) -> Iterator[Connection]:
         """A transaction committed on normal exit and rolled back on any exception.
 
-        ``kept``: a SQLite read on a Connection this thread keeps between transactions, for the one
-        thread that reads most (the event loop's reads by id, api/hotpath.py): checking a connection
-        out of the pool and back in cost a loaded read about 10 % of its CPU. A WAL reader between
-        transactions holds no snapshot and blocks no checkpoint. Elsewhere a pooled one.
+        ``kept``: on SQLite, a Connection this thread keeps between transactions, for the event loop
+        (api/hotpath.py). A read uses the kept reader: checking a connection out of the pool and back
+        in cost a loaded read about 10 % of its CPU, and a WAL reader between transactions holds no
+        snapshot and blocks no checkpoint. A write uses ``write_if_free``, and raises ``WriterBusy``,
+        with nothing begun, when the write lock is not free this instant (ADR 0020). Elsewhere a
+        pooled Connection: on PostgreSQL a read's from the reads engine (ADR 0021).
         """
         if kept and self._sqlite_writer is not None:
             if write:
@@ -60,13 +70,10 @@ class Database:
         if lock is not None:
             lock.acquire()
         try:
-            with self.engine.connect() as conn:
+            engine = self._reads if (not write and self._reads is not None) else self.engine
+            with engine.connect() as conn:
                 if lock is not None:
                     conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-                elif not write and self._postgres:
-                    # BEGIN READ ONLY: a write slipped into a read transaction fails loudly rather
-                    # than commit unserialised and unaudited. psycopg folds it into its BEGIN.
-                    conn = conn.execution_options(postgresql_readonly=True)
                 with conn.begin():
                     yield conn
         finally:
@@ -161,6 +168,8 @@ class Database:
         for _thread, conn in kept:
             _release(conn)
         self.engine.dispose()
+        if self._reads is not None:
+            self._reads.dispose()
 
 
 class WriterBusy(RuntimeError):

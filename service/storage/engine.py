@@ -27,13 +27,18 @@ def _json_serializer(value: Any) -> str:
 # Connections kept open per process. Requests run in Starlette's threadpool (40 threads), plus the
 # audit writer and the delivery worker: with a smaller pool every request past it opened and closed a
 # connection of its own (for SQLite, four PRAGMAs each time; 4 % of a loaded read's CPU in py-spy).
-# 20 kept and 20 more on demand covers the threadpool; size PostgreSQL's max_connections for
-# (POOL_SIZE + MAX_OVERFLOW) x API processes, plus the workers.
+# 20 kept and 20 more on demand covers the threadpool. On PostgreSQL reads have a pool of their own
+# (``make_engine(reads=True)``, ADR 0021), so size its max_connections for
+# 2 x (POOL_SIZE + MAX_OVERFLOW) x API processes, plus the workers; each pool opens only as many as
+# its concurrent requests need.
 POOL_SIZE = 20
 MAX_OVERFLOW = 20
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, reads: bool = False) -> Engine:
+    """``reads``: PostgreSQL only, the engine for read transactions (ADR 0021). Its statements run in
+    autocommit, each its own transaction, on sessions whose every transaction is read-only: psycopg
+    sends ``BEGIN`` and ``COMMIT`` as round trips of their own, two of a read by id's three."""
     url = normalise_url(url)
     # hide_parameters: SQL errors must never carry resource values (NHS numbers, names) into logs.
     kwargs: dict[str, Any] = {
@@ -55,7 +60,14 @@ def make_engine(url: str) -> Engine:
     # depends on the values (a partner's 20k Tasks vs a clinic's 3): after five executions
     # psycopg would prepare them and PostgreSQL could settle on one generic plan (25x slower
     # for the partner inbox). Custom plans every time; planning costs well under a millisecond.
-    kwargs["connect_args"] = {"options": "-c plan_cache_mode=force_custom_plan"}
+    options = "-c plan_cache_mode=force_custom_plan"
+    if reads:
+        # Under READ COMMITTED each statement took its own snapshot inside a read transaction too,
+        # so autocommit sees what the transaction saw. The session default keeps BEGIN READ ONLY's
+        # guard: a write slipped into a read fails loudly rather than commit unaudited.
+        options += " -c default_transaction_read_only=on"
+        kwargs["isolation_level"] = "AUTOCOMMIT"
+    kwargs["connect_args"] = {"options": options}
     # No pool_pre_ping: a round trip on every checkout cost 196 us of a 208 us checkout, on every
     # request. Only a connection idle for IDLE_PING_SECONDS is pinged (after a quiet spell is when
     # a restarted or failed-over server is likely to have dropped it). A connection that dies under

@@ -240,9 +240,11 @@ def terminate_backends(db: Database, application_name: str) -> int:
     with db.engine.connect() as conn:
         killed = conn.execute(text(query)).all()
         conn.rollback()
-    # The test's own pooled connections were among them: drop them, as the hub's pool drops its own
-    # on their first failure (storage/engine.py), so the test's next query opens a live one.
-    db.engine.pool.dispose()
+    # The test's own pooled connections were among them, in each of its engines (reads have their
+    # own, ADR 0021): drop them, as the hub's pools drop their own on their first failure
+    # (storage/engine.py), so the test's next query opens a live one.
+    for engine in db.engines:
+        engine.pool.dispose()
     return sum(1 for name, done in killed if done and name == application_name)
 
 
