@@ -163,11 +163,7 @@ def test_on_sqlite_a_bounded_search_runs_on_the_loop_and_others_on_a_thread(
     real = search.search
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        try:
-            asyncio.get_running_loop()
-            ran.append(True)
-        except RuntimeError:
-            ran.append(False)
+        ran.append(_on_the_loop())
         return real(*args, **kwargs)
 
     monkeypatch.setattr(search, "search", spy)
