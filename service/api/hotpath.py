@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api import resource_routes, search_routes
-from service.api.deps import authenticate, bearer_token, json_body, run_async
+from service.api.deps import authenticate, bearer_token, database_of, json_body, run_async
 from service.api.formats import check_format
 from service.api.responses import FhirResponse
 from service.rest import registry, search, validation
@@ -115,17 +115,16 @@ async def _search(request: Request, rtype: str, _rid: str) -> Response:
 
 
 def _on_sqlite(request: Request) -> bool:
-    return bool(request.app.state.database.dialect == "sqlite")
+    return database_of(request).dialect == "sqlite"
 
 
 async def _create(request: Request, rtype: str, _rid: str) -> Response:
     caller = await _caller(request)
     body = await json_body(request)
-    if_none_exist = request.headers.get("if-none-exist")
-    work = resource_routes.create_work(request, rtype, body, if_none_exist)
+    criteria = resource_routes.create_criteria(request, request.headers.get("if-none-exist"))
+    work = resource_routes.create_work(rtype, body, criteria)
     # A conditional create searches first, and its criteria may read every match: it keeps a thread.
-    conditional = bool(if_none_exist) or bool(request.url.query)
-    result = await run_async(request, caller, work, inline=_writes_inline(request, rtype) and not conditional)
+    result = await run_async(request, caller, work, inline=_writes_inline(request, rtype) and not criteria)
     return resource_routes.write_response(result, request.headers.get("prefer"))
 
 

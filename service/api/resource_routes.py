@@ -106,15 +106,18 @@ def create(
     prefer: Prefer = None,
     if_none_exist: IfNoneExist = None,
 ) -> FhirResponse:
-    result = run(request, caller, create_work(request, type_name(resource_type), body, if_none_exist))
+    criteria = create_criteria(request, if_none_exist)
+    result = run(request, caller, create_work(type_name(resource_type), body, criteria))
     return write_response(result, prefer)
 
 
-def create_work(
-    request: Request, rtype: str, body: Any, if_none_exist: str | None
-) -> Callable[[Context], Result]:
-    # Search parameters on a create POST are its conditional criteria (ADR 0010).
-    criteria = conditional.query_criteria(list(request.query_params.multi_items()), if_none_exist)
+def create_criteria(request: Request, if_none_exist: str | None) -> str | None:
+    """A create's conditional criteria, if it has any: search parameters on a create POST are its
+    criteria (ADR 0010), else the If-None-Exist header's."""
+    return conditional.query_criteria(list(request.query_params.multi_items()), if_none_exist)
+
+
+def create_work(rtype: str, body: Any, criteria: str | None) -> Callable[[Context], Result]:
     if criteria:
         return lambda ctx: conditional.create(ctx, rtype, body, criteria)
     return lambda ctx: interactions.create(ctx, rtype, body)

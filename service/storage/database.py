@@ -30,8 +30,9 @@ class Database:
         self._postgres = self.engine.dialect.name == "postgresql"
         # PostgreSQL reads: autocommit on read-only sessions, one round trip a statement (ADR 0021).
         self._reads: Engine | None = make_engine(url, reads=True) if self._postgres else None
-        # SQLite Connections a thread keeps between transactions: for reads (``transaction(kept=True)``)
-        # and for the event loop's audit commits (``write_if_free``).
+        # SQLite Connections a thread keeps between transactions: a reader and a writer
+        # (``transaction(kept=True)``; the writer through ``write_if_free``, for the event loop's
+        # audit commits and writes).
         self._kept = threading.local()
         self._kept_all: list[tuple[threading.Thread, Connection]] = []
         self._kept_lock = threading.Lock()
