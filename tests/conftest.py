@@ -111,6 +111,14 @@ def clean_database(database: Database) -> Database:
     return database
 
 
+@pytest.fixture
+def postgres_database(clean_database: Database) -> Database:
+    """``clean_database`` for a test of PostgreSQL's own behaviour: skipped on the SQLite run."""
+    if clean_database.dialect != "postgresql":
+        pytest.skip("PostgreSQL only (CI runs the PostgreSQL suite too)")
+    return clean_database
+
+
 @pytest.fixture(scope="session")
 def server(database: Database) -> Iterator[LiveServer]:
     """The real app under uvicorn on a loopback port, one per test worker."""

@@ -65,8 +65,14 @@ class BulkInsert:
         step = self.rows_per_statement
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            sql = _statement(conn.dialect.name, self.table.name, self.columns, self.returning, len(chunk))
-            found = driver.rows(conn, sql, tuple(chain.from_iterable(chunk)))
+            dialect = conn.dialect.name
+            sql = _statement(dialect, self.table.name, self.columns, self.returning, len(chunk))
+            raw = None
+            if dialect == "postgresql":
+                raw = _statement(
+                    "postgresql", self.table.name, self.columns, self.returning, len(chunk), raw=True
+                )
+            found = driver.rows(conn, sql, tuple(chain.from_iterable(chunk)), raw=raw)
             if self.returning:
                 returned.extend(found)
         return returned
@@ -74,10 +80,22 @@ class BulkInsert:
 
 @lru_cache(maxsize=1024)
 def _statement(
-    dialect: str, table: str, columns: tuple[str, ...], returning: tuple[str, ...], rows: int
+    dialect: str,
+    table: str,
+    columns: tuple[str, ...],
+    returning: tuple[str, ...],
+    rows: int,
+    *,
+    raw: bool = False,
 ) -> str:
-    one = "(" + ", ".join([driver.mark(dialect)] * len(columns)) + ")"
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([one] * rows)
+    """The statement in the driver's placeholders, or (``raw``, PostgreSQL) in ``$1, $2, ...``."""
+    width = len(columns)
+    if raw:
+        marks = driver.numbered(width * rows)
+        groups = ["(" + ", ".join(marks[i : i + width]) + ")" for i in range(0, len(marks), width)]
+    else:
+        groups = ["(" + ", ".join([driver.mark(dialect)] * width) + ")"] * rows
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(groups)
     if returning:
         sql += " RETURNING " + ", ".join(returning)
     return sql

@@ -95,3 +95,20 @@ def test_a_row_of_the_wrong_width_is_refused(clean_database: Database) -> None:
         pytest.raises(ValueError, match="2 values for the 6 columns of resource"),
     ):
         rows.process(conn.dialect, ("Basic", "short"))
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_multi_row_insert_is_sent_numbered(
+    postgres_database: Database, raw_statements: list[str]
+) -> None:
+    # Ten rows of six columns: 60 parameters, more than psycopg keeps its own rewrite for.
+    ids = [f"b{i}" for i in range(10)]
+    with postgres_database.transaction() as conn:
+        rows = BulkInsert(R, COLUMNS, returning=("rid", "id"))
+        returned = rows.execute(conn, [rows.process(conn.dialect, _row(i)) for i in range(10)])
+    assert sorted(r[1] for r in returned) == sorted(ids)
+    assert len(raw_statements) == 1
+    assert "$60)" in raw_statements[0]
+    assert "%s" not in raw_statements[0]
+    made = _stored(postgres_database, ids)
+    assert [made[f"b{i}"][1][2:] for i in range(10)] == [_row(i)[2:] for i in range(10)]

@@ -71,3 +71,45 @@ def test_outside_a_transaction_the_connection_begins_one(
         assert driver.rows(conn, "SELECT 1", ()) == [(1,)]
         assert conn.in_transaction()  # autobegun, so a write here would not commit on its own
         conn.rollback()
+
+
+@pytest.mark.postgres
+def test_a_raw_statement_goes_to_postgresql_as_written(
+    postgres_database: Database, raw_statements: list[str]
+) -> None:
+    # 60 parameters: past the 50 for which psycopg keeps its own rewrite of a %s statement.
+    values = tuple(range(60))
+    sql = "SELECT " + ", ".join(["%s::int"] * 60)
+    numbered = "SELECT " + ", ".join(f"{m}::int" for m in driver.numbered(60))
+    with postgres_database.transaction(write=False) as conn:
+        found = driver.rows(conn, sql, values, raw=numbered)
+    assert found == [values]
+    assert raw_statements == [numbered]
+
+
+@pytest.mark.postgres
+def test_a_raw_statement_error_is_wrapped_too(postgres_database: Database) -> None:
+    with postgres_database.transaction() as conn:
+        conn.execute(text("CREATE TEMPORARY TABLE t (k INTEGER PRIMARY KEY)"))
+        driver.rows(conn, "INSERT INTO t (k) VALUES (%s)", (1,), raw="INSERT INTO t (k) VALUES ($1)")
+        with pytest.raises(IntegrityError) as caught:
+            driver.rows(conn, "INSERT INTO t (k) VALUES (%s)", (1,), raw="INSERT INTO t (k) VALUES ($1)")
+        assert "hidden" in str(caught.value)
+        conn.rollback()
+
+
+@pytest.mark.postgres
+def test_listeners_see_the_statement_not_its_raw_form(
+    postgres_database: Database, raw_statements: list[str]
+) -> None:
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    with postgres_database.transaction(write=False) as conn:
+        event.listen(conn, "before_cursor_execute", listen)
+        assert driver.rows(conn, "SELECT %s::int", (7,), raw="SELECT $1::int") == [(7,)]
+        event.remove(conn, "before_cursor_execute", listen)
+    assert seen == ["SELECT %s::int"]
+    assert raw_statements == []

@@ -20,10 +20,8 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def postgres(clean_database: Database) -> Database:
-    if clean_database.dialect != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite reads keep their transaction (CI runs both)")
-    return clean_database
+def postgres(postgres_database: Database) -> Database:
+    return postgres_database  # SQLite reads keep their transaction
 
 
 def _status(conn: Connection) -> TransactionStatus:
