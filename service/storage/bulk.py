@@ -62,20 +62,24 @@ class BulkInsert:
         """Insert ``rows`` (driver values, as from ``process``); the RETURNING rows as tuples, in no set
         order."""
         returned: list[Any] = []
-        step = self.rows_per_statement
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
-            dialect = conn.dialect.name
-            sql = _statement(dialect, self.table.name, self.columns, self.returning, len(chunk))
-            raw = None
-            if dialect == "postgresql":
-                raw = _statement(
-                    "postgresql", self.table.name, self.columns, self.returning, len(chunk), raw=True
-                )
-            found = driver.rows(conn, sql, tuple(chain.from_iterable(chunk)), raw=raw)
+        for sql, params, raw in self.statements(conn, rows):
+            found = driver.rows(conn, sql, params, raw=raw)
             if self.returning:
                 returned.extend(found)
         return returned
+
+    def statements(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> list[driver.Statement]:
+        """The statements that insert ``rows``, to run later (``driver.run_all``), in order."""
+        dialect = conn.dialect.name
+        step = self.rows_per_statement
+        out: list[driver.Statement] = []
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            args = (self.table.name, self.columns, self.returning, len(chunk))
+            sql = _statement(dialect, *args)
+            raw = _statement(dialect, *args, raw=True) if dialect == "postgresql" else None
+            out.append((sql, tuple(chain.from_iterable(chunk)), raw))
+        return out
 
 
 @lru_cache(maxsize=1024)

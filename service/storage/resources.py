@@ -284,15 +284,14 @@ class ResourceStore:
         )
         by_key = {(row[1], row[2]): row[0] for row in returned}  # (rid, resource_type, id)
         rids = [by_key[rtype, rid_] for rtype, rid_, _, _ in stamped]
-        _HISTORY_ROWS.execute(
-            self.conn,
-            [
-                _HISTORY_ROWS.process(dialect, (rid, 1, rtype, rid_, now, "POST", doc))
-                for rid, (rtype, rid_, doc, _) in zip(rids, stamped, strict=True)
-            ],
-        )
-        self.write_index_many(
-            [(rid, rtype, rows) for rid, (rtype, _, _, rows) in zip(rids, stamped, strict=True)]
+        history = [
+            _HISTORY_ROWS.process(dialect, (rid, 1, rtype, rid_, now, "POST", doc))
+            for rid, (rtype, rid_, doc, _) in zip(rids, stamped, strict=True)
+        ]
+        index = [(rid, rtype, rows) for rid, (rtype, _, _, rows) in zip(rids, stamped, strict=True)]
+        # Everything after the RETURNING is sent together (one round trip on PostgreSQL).
+        driver.run_all(
+            self.conn, [*_HISTORY_ROWS.statements(self.conn, history), *self._index_statements(index)]
         )
         return [
             Stored(rid, rtype, rid_, 1, now, False, doc)
@@ -310,16 +309,26 @@ class ResourceStore:
         version = old.version_id + 1
         doc = _stamp(content, old.id, version, now)
         self._bump(old, version, now, deleted=False, content=doc)
-        self._history(old.rid, old.resource_type, old.id, version, now, "PUT", doc)
-        self._clear_index(old.rid, old.resource_type)
-        self._write_index(old.rid, old.resource_type, index_rows)
+        driver.run_all(
+            self.conn,
+            [
+                *self._history(old.rid, old.resource_type, old.id, version, now, "PUT", doc),
+                *self._clear_index(old.rid, old.resource_type),
+                *self._index_statements([(old.rid, old.resource_type, index_rows)]),
+            ],
+        )
         return Stored(old.rid, old.resource_type, old.id, version, now, False, doc)
 
     def delete(self, old: Stored, *, now: datetime) -> Stored:
         version = old.version_id + 1
         self._bump(old, version, now, deleted=True, content=None)
-        self._history(old.rid, old.resource_type, old.id, version, now, "DELETE", None)
-        self._clear_index(old.rid, old.resource_type)
+        driver.run_all(
+            self.conn,
+            [
+                *self._history(old.rid, old.resource_type, old.id, version, now, "DELETE", None),
+                *self._clear_index(old.rid, old.resource_type),
+            ],
+        )
         return Stored(old.rid, old.resource_type, old.id, version, now, True, None)
 
     def _bump(self, old: Stored, version: int, now: datetime, *, deleted: bool, content: Any) -> None:
@@ -341,22 +350,21 @@ class ResourceStore:
 
     def _history(
         self, rid: int, rtype: str, rid_: str, version: int, now: datetime, method: str, doc: Any
-    ) -> None:
+    ) -> list[driver.Statement]:
         row = _HISTORY_ROWS.process(self.conn.dialect, (rid, version, rtype, rid_, now, method, doc))
-        _HISTORY_ROWS.execute(self.conn, [row])
+        return _HISTORY_ROWS.statements(self.conn, [row])
 
-    def _clear_index(self, rid: int, rtype: str) -> None:
-        # Six statements on every update and delete: straight to the driver (storage/driver.py).
-        for sql in _CLEAR_INDEX[self.conn.dialect.name]:
-            driver.rows(self.conn, sql, (rid,))
+    def _clear_index(self, rid: int, rtype: str) -> list[driver.Statement]:
+        # Six statements on every update and delete, sent with the rest of the write (driver.run_all).
+        dialect = self.conn.dialect.name
+        sqls = [*_CLEAR_INDEX[dialect]]
         if rtype == audit_index.AUDIT:  # append-only through the API; the hub's own tools may not be
-            for sql in _CLEAR_AUDIT[self.conn.dialect.name]:
-                driver.rows(self.conn, sql, (rid,))
+            sqls.extend(_CLEAR_AUDIT[dialect])
+        return [(sql, (rid,), None) for sql in sqls]
 
-    def _write_index(self, rid: int, rtype: str, rows: Iterable[IndexRow]) -> None:
-        self.write_index_many([(rid, rtype, rows)])
-
-    def write_index_many(self, items: Iterable[tuple[int, str, Iterable[IndexRow]]]) -> None:
+    def _index_statements(
+        self, items: Iterable[tuple[int, str, Iterable[IndexRow]]]
+    ) -> list[driver.Statement]:
         """Index rows of several resources (rid, type, rows): one multi-row insert per index table."""
         dialect = self.conn.dialect
         buckets: dict[type[Any], list[tuple[Any, ...]]] = {}
@@ -373,9 +381,11 @@ class ResourceStore:
                 buckets.setdefault(kind, []).append(
                     _INDEX_ROWS[kind].process(dialect, (rid, rtype, *vars(row).values()))
                 )
+        out: list[driver.Statement] = []
         if audit:
-            audit_index.INDEX_ROWS.execute(self.conn, audit)
+            out.extend(audit_index.INDEX_ROWS.statements(self.conn, audit))
         if entities:
-            audit_index.ENTITY_ROWS.execute(self.conn, entities)
+            out.extend(audit_index.ENTITY_ROWS.statements(self.conn, entities))
         for kind, values in buckets.items():
-            _INDEX_ROWS[kind].execute(self.conn, values)
+            out.extend(_INDEX_ROWS[kind].statements(self.conn, values))
+        return out

@@ -113,3 +113,97 @@ def test_listeners_see_the_statement_not_its_raw_form(
         event.remove(conn, "before_cursor_execute", listen)
     assert seen == ["SELECT %s::int"]
     assert raw_statements == []
+
+
+@pytest.fixture
+def pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry for each time psycopg's pipeline mode is entered."""
+    import psycopg
+
+    entered: list[int] = []
+    pipeline = psycopg.Connection.pipeline
+
+    def counted(self: psycopg.Connection[Any]) -> Any:
+        entered.append(1)
+        return pipeline(self)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
+    return entered
+
+
+def _table(conn: Connection) -> None:
+    conn.execute(text("CREATE TEMPORARY TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+
+
+def test_run_all_runs_every_statement_in_order(clean_database: Database) -> None:
+    with clean_database.transaction() as conn:
+        _table(conn)
+        m = _mark(conn)
+        raw = "INSERT INTO t (k, v) VALUES ($1, $2), ($3, $4)" if conn.dialect.name == "postgresql" else None
+        driver.run_all(
+            conn,
+            [
+                (f"INSERT INTO t (k, v) VALUES ({m}, {m}), ({m}, {m})", (1, "a", 2, "b"), raw),
+                (f"DELETE FROM t WHERE k = {m}", (1,), None),
+                (f"UPDATE t SET v = {m} WHERE k = {m}", ("c", 2), None),
+            ],
+        )
+        assert driver.rows(conn, "SELECT k, v FROM t ORDER BY k", ()) == [(2, "c")]
+        conn.rollback()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_run_all_is_one_pipeline(postgres_database: Database, pipelines: list[int]) -> None:
+    with postgres_database.transaction() as conn:
+        _table(conn)
+        driver.run_all(
+            conn,
+            [
+                ("INSERT INTO t (k, v) VALUES (%s, %s)", (1, "a"), "INSERT INTO t (k, v) VALUES ($1, $2)"),
+                ("INSERT INTO t (k, v) VALUES (%s, %s)", (2, "b"), None),
+            ],
+        )
+        assert pipelines == [1]
+        assert driver.rows(conn, "SELECT count(*) FROM t", ()) == [(2,)]
+        conn.rollback()
+
+
+@pytest.mark.postgres
+def test_a_failure_in_the_pipeline_is_wrapped_and_the_rest_not_run(
+    postgres_database: Database, pipelines: list[int]
+) -> None:
+    with postgres_database.transaction() as conn:
+        _table(conn)
+        driver.rows(conn, "INSERT INTO t (k, v) VALUES (%s, %s)", (1, "secret"))
+        with pytest.raises(IntegrityError) as caught:
+            driver.run_all(
+                conn,
+                [
+                    ("INSERT INTO t (k, v) VALUES (%s, %s)", (2, "b"), None),
+                    ("INSERT INTO t (k, v) VALUES (%s, %s)", (1, "secret"), None),
+                    ("INSERT INTO t (k, v) VALUES (%s, %s)", (3, "c"), None),
+                ],
+            )
+        assert pipelines == [1]
+        assert "secret" not in str(caught.value)
+        assert "hidden" in str(caught.value)
+        conn.rollback()
+
+
+@pytest.mark.postgres
+def test_with_a_listener_run_all_runs_each_statement_where_it_sees_it(
+    postgres_database: Database, pipelines: list[int]
+) -> None:
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    with postgres_database.transaction() as conn:
+        _table(conn)
+        event.listen(conn, "before_cursor_execute", listen)
+        driver.run_all(conn, [("SELECT %s::int", (1,), "SELECT $1::int"), ("SELECT 2", (), None)])
+        event.remove(conn, "before_cursor_execute", listen)
+        conn.rollback()
+    assert seen == ["SELECT %s::int", "SELECT 2"]
+    assert pipelines == []
