@@ -32,7 +32,7 @@ from service.assessment.scoring import Score
 from service.audit import record
 from service.rest.context import Context
 from service.search.extract import extract_index_rows
-from service.storage import access, search_sql
+from service.storage import search_sql
 from service.storage.resources import Stored
 
 FLAG_DETAIL_URL = "http://hl7.org/fhir/StructureDefinition/flag-detail"
@@ -110,8 +110,9 @@ def _raise(ctx: Context, patient: str, clinic: str, evidence: list[str]) -> None
         "period": {"start": ctx.instant},
         "author": {"reference": f"Organization/{clinic}"},
     }
-    created = ctx.store.create("Flag", flag, extract_index_rows(flag), now=ctx.now)
-    access.grant(ctx.conn, created.rid, clinic, AUTHOR_REASON)
+    created = ctx.store.create(
+        "Flag", flag, extract_index_rows(flag), now=ctx.now, grants=[(clinic, AUTHOR_REASON)]
+    )
     record.access(ctx, "create", [created])
 
 

@@ -23,7 +23,6 @@ from service.referrals.routing import Route, decide, decision_text, resolve_rout
 from service.referrals.task_rules import open_tasks_of
 from service.rest.context import Context
 from service.search.extract import extract_index_rows
-from service.storage import access
 from service.storage import referrals as referral_sql
 from service.storage.resources import Stored
 
@@ -201,10 +200,8 @@ def _create_task(
             }
             for qr in assessments
         ]
-    stored = ctx.store.create("Task", task, extract_index_rows(task), now=ctx.now)
-    access.grant(ctx.conn, stored.rid, ctx.caller.organization_id, "requester")
-    access.grant(ctx.conn, stored.rid, route.partner_org_id, "owner")
-    return stored
+    grants = [(ctx.caller.organization_id, "requester"), (route.partner_org_id, "owner")]
+    return ctx.store.create("Task", task, extract_index_rows(task), now=ctx.now, grants=grants)
 
 
 def _partners_of(ctx: Context, request_id: str) -> set[str]:

@@ -19,7 +19,6 @@ from service.rest.context import Context
 from service.rest.hooks import run_after_write
 from service.rest.validation import check_envelope, validate_write
 from service.search.extract import extract_index_rows
-from service.storage import access
 from service.storage.resources import Stored, new_id
 
 
@@ -100,8 +99,8 @@ def _create_checked(
         now=ctx.now,
         resource_id=resource_id,
         audit=record.created(ctx, resource_type, resource_id),
+        grants=_author_grant(ctx, resource_type),
     )
-    _grant_author(ctx, stored)
     run_after_write(ctx, stored, None)
     return Result(201, stored, stored.content, {"Location": location(ctx, stored)})
 
@@ -170,10 +169,11 @@ def check_if_match(old: Stored, if_match: str | None) -> None:
         )
 
 
-def _grant_author(ctx: Context, stored: Stored) -> None:
+def _author_grant(ctx: Context, resource_type: str) -> list[tuple[str, str]]:
     # Clinical and clinic-owned directory records belong to the organisation that wrote them.
-    if ctx.caller.role != "admin" and stored.resource_type not in policy.PUBLIC_READ:
-        access.grant(ctx.conn, stored.rid, ctx.caller.organization_id, "author")
+    if ctx.caller.role != "admin" and resource_type not in policy.PUBLIC_READ:
+        return [(ctx.caller.organization_id, "author")]
+    return []
 
 
 def location(ctx: Context, stored: Stored) -> str:

@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from service.storage import driver
+from service.storage.bulk import BulkInsert
 from service.storage.driverselect import DriverSelect
 from service.storage.tables import IdxReference, IdxToken, Resource, ResourceAccess, UtcDateTime
 
@@ -60,6 +62,22 @@ def grant(
         _GRANT[conn.dialect.name],
         {"rid": rid, "organization_id": organization_id, "reason": reason, "valid_until": valid_until},
     )
+
+
+# A resource's first grants, written with its create's other rows (ResourceStore.create(grants=...)).
+_FIRST_GRANTS = BulkInsert(A, ("rid", "organization_id", "reason", "valid_until"))
+
+
+def first_grants(conn: Connection, rid: int, grants: Iterable[tuple[str, str]]) -> list[driver.Statement]:
+    """Statements that grant a resource created in this transaction to each (organisation, reason),
+    without expiry, for ``driver.run_all``.
+
+    A plain multi-row insert: a new rid has no grant to extend, so ``grant``'s upsert is not needed.
+    Sent with the create's history and index rows, an author's grant costs no round trip of its own
+    (on PostgreSQL it was a fifth of a create's time) and no Core execution."""
+    unique = dict.fromkeys(grants)  # a repeated (organisation, reason) would break the primary key
+    rows = [_FIRST_GRANTS.process(conn.dialect, (rid, org, reason, None)) for org, reason in unique]
+    return _FIRST_GRANTS.statements(conn, rows) if rows else []
 
 
 def revoke_reason(conn: Connection, organization_id: str, reason: str) -> list[int]:

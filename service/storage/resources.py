@@ -20,7 +20,7 @@ from service.errors import Conflict
 from service.fhir.instant import fhir_instant
 from service.search.types import IndexRow
 from service.storage import audit_index, driver, locks
-from service.storage.access import granted_column, visible_condition
+from service.storage.access import first_grants, granted_column, visible_condition
 from service.storage.bulk import BulkInsert
 from service.storage.driverselect import DriverSelect
 from service.storage.index_rows import ROW_TABLES
@@ -243,15 +243,17 @@ class ResourceStore:
         now: datetime,
         resource_id: str | None = None,
         audit: tuple[dict[str, Any], Iterable[IndexRow]] | None = None,
+        grants: Sequence[tuple[str, str]] = (),
     ) -> Stored:
         """Version 1 of a resource; ``audit``: its AuditEvent (content and index rows), written in
-        the same statements (a create and its event are one insert per table, not two)."""
+        the same statements (a create and its event are one insert per table, not two); ``grants``:
+        the (organisation, reason) access grants it starts with, written with its other rows."""
         rid_ = resource_id or new_id()
         items = [(resource_type, rid_, content, index_rows)]
         if audit is not None:
             items.append(("AuditEvent", new_id(), *audit))
         try:
-            return self._create_rows(items, now)[0]
+            return self._create_rows(items, now, grants)[0]
         except IntegrityError:
             # Another transaction created this id first (e.g. a racing update-as-create).
             raise Conflict(
@@ -267,10 +269,13 @@ class ResourceStore:
         return self._create_rows([(resource_type, new_id(), content, rows) for content, rows in items], now)
 
     def _create_rows(
-        self, items: Sequence[tuple[str, str, dict[str, Any], Iterable[IndexRow]]], now: datetime
+        self,
+        items: Sequence[tuple[str, str, dict[str, Any], Iterable[IndexRow]]],
+        now: datetime,
+        grants: Sequence[tuple[str, str]] = (),
     ) -> list[Stored]:
         """Version 1 of each (type, id, content, index rows), in order: one insert for the resources,
-        one for their history, and one per index table."""
+        one for their history, one per index table, and one for ``grants`` (of the first item)."""
         if not items:
             return []
         dialect = self.conn.dialect
@@ -291,7 +296,12 @@ class ResourceStore:
         index = [(rid, rtype, rows) for rid, (rtype, _, _, rows) in zip(rids, stamped, strict=True)]
         # Everything after the RETURNING is sent together (one round trip on PostgreSQL).
         driver.run_all(
-            self.conn, [*_HISTORY_ROWS.statements(self.conn, history), *self._index_statements(index)]
+            self.conn,
+            [
+                *_HISTORY_ROWS.statements(self.conn, history),
+                *self._index_statements(index),
+                *first_grants(self.conn, rids[0], grants),
+            ],
         )
         return [
             Stored(rid, rtype, rid_, 1, now, False, doc)

@@ -14,7 +14,8 @@ from service.errors import Conflict
 from service.search.compile import compile_filters
 from service.search.extract import extract_index_rows
 from service.search.parse import parse_search
-from service.storage import search_sql
+from service.storage import access, search_sql
+from service.storage.access import A
 from service.storage.database import Database
 from service.storage.resources import INDEX_TABLES, H, R, ResourceStore, Stored
 from service.storage.search_sql import Criteria
@@ -271,3 +272,60 @@ def test_a_create_and_its_audit_event_go_in_with_the_same_statements(clean_datab
     assert audit_rows[0].content["entity"][0]["what"]["reference"] == "Patient/p-1/_history/1"
     assert sorted(history) == ["AuditEvent", "Patient"]
     assert [s.id for s in found] == [audit_rows[0].id]  # its index rows went in too
+
+
+def test_a_create_writes_its_first_grants_in_one_insert_with_its_other_rows(
+    clean_database: Database,
+) -> None:
+    inserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT"):
+            inserts.append(statement.split("(")[0].split()[-1])
+
+    body = _patient("Ada")
+    grants = [("org-clinic", "requester"), ("org-partner", "owner"), ("org-clinic", "requester")]
+    with clean_database.transaction() as conn:
+        event.listen(conn, "before_cursor_execute", count)
+        stored = ResourceStore(conn).create("Patient", body, extract_index_rows(body), now=T0, grants=grants)
+        plain = _create(ResourceStore(conn), _patient("Byrne"))
+        event.remove(conn, "before_cursor_execute", count)
+        rows = conn.execute(select(A.c.rid, A.c.organization_id, A.c.reason, A.c.valid_until)).all()
+        # The grant counts for visibility as grant()'s upsert would.
+        assert access.has_access(conn, stored.rid, "org-partner")
+        assert not access.has_access(conn, stored.rid, "org-other")
+        # A later grant for the same (organisation, reason) still extends the first one.
+        later = T0 + timedelta(days=30)
+        access.grant(conn, stored.rid, "org-partner", "owner", valid_until=later)
+        extended = conn.execute(
+            select(A.c.valid_until).where(A.c.rid == stored.rid, A.c.organization_id == "org-partner")
+        ).scalar_one()
+    assert sorted((r.rid, r.organization_id, r.reason, r.valid_until) for r in rows) == [
+        (stored.rid, "org-clinic", "requester", None),
+        (stored.rid, "org-partner", "owner", None),
+    ]  # the repeated pair once; nothing for the create without grants
+    assert plain.rid not in {r.rid for r in rows}
+    assert inserts.count("resource_access") == 1  # both grants in one statement
+    assert extended == later
+
+
+def test_a_create_with_grants_sends_its_rows_after_the_returning_in_one_pipeline(
+    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    entered: list[int] = []
+    pipeline = psycopg.Connection.pipeline
+
+    def counted(self: psycopg.Connection[Any]) -> Any:
+        entered.append(1)
+        return pipeline(self)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
+    body = _patient("Ada")
+    with postgres_database.transaction() as conn:
+        stored = ResourceStore(conn).create(
+            "Patient", body, extract_index_rows(body), now=T0, grants=[("org-clinic", "author")]
+        )
+        assert access.has_access(conn, stored.rid, "org-clinic")
+    assert entered == [1]  # history, index rows and the grant together: one round trip
