@@ -113,6 +113,12 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # A multi-row insert inside a write journals the old contents of every existing page it
+        # changes, so that the statement alone can be undone; past 64 KB SQLite spilled that journal
+        # to a file in /var/tmp, outside the database's directory and whatever protects it, with
+        # special-category rows in its pages. A referral's idx_reference insert (random ids, a leaf
+        # page a row in each index) did so about twice per referral. In memory, nothing leaves.
+        cur.execute("PRAGMA temp_store=MEMORY")
         # Checkpoint every 10,000 WAL pages (40 MB) instead of 1,000: a checkpoint syncs and copies
         # what the WAL holds, and every AuditEvent batch and create dirties pages across a dozen
         # indexes, so at the default a commit of 16 AuditEvents took 1.75 ms, at 10,000 0.98 ms.
