@@ -134,7 +134,6 @@ class IdxReference(SQLModel, table=True):
         Index("ix_idx_reference_lookup", "resource_type", "param", "target_id", "target_type", "rid"),
         Index("ix_idx_reference_url", "resource_type", "param", "url", "rid"),
         Index("ix_idx_reference_rid", "rid"),
-        Index("ix_idx_reference_reverse", "target_type", "target_id"),
     )
 
     pk: int | None = Field(default=None, sa_column=Column(RowId, primary_key=True, autoincrement=True))
