@@ -12,7 +12,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, Integer, Numeric, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    Numeric,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -128,11 +139,24 @@ class IdxDate(SQLModel, table=True):
     high: datetime = Field(sa_column=_utc())
 
 
+_HAS_URL = text("url IS NOT NULL")
+
+
 class IdxReference(SQLModel, table=True):
     __tablename__ = "idx_reference"
     __table_args__ = (
         Index("ix_idx_reference_lookup", "resource_type", "param", "target_id", "target_type", "rid"),
-        Index("ix_idx_reference_url", "resource_type", "param", "url", "rid"),
+        # Only absolute and canonical references have a url; a relative Type/id one (most) has none,
+        # and a search by url (url = ...) implies url IS NOT NULL, so the partial index serves it.
+        Index(
+            "ix_idx_reference_url",
+            "resource_type",
+            "param",
+            "url",
+            "rid",
+            sqlite_where=_HAS_URL,
+            postgresql_where=_HAS_URL,
+        ),
         Index("ix_idx_reference_rid", "rid"),
     )
 
