@@ -115,22 +115,6 @@ def test_listeners_see_the_statement_not_its_raw_form(
     assert raw_statements == []
 
 
-@pytest.fixture
-def pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """One entry for each time psycopg's pipeline mode is entered."""
-    import psycopg
-
-    entered: list[int] = []
-    pipeline = psycopg.Connection.pipeline
-
-    def counted(self: psycopg.Connection[Any]) -> Any:
-        entered.append(1)
-        return pipeline(self)
-
-    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
-    return entered
-
-
 def _table(conn: Connection) -> None:
     conn.execute(text("CREATE TEMPORARY TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
 

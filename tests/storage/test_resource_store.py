@@ -310,22 +310,12 @@ def test_a_create_writes_its_first_grants_in_one_insert_with_its_other_rows(
 
 
 def test_a_create_with_grants_sends_its_rows_after_the_returning_in_one_pipeline(
-    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+    postgres_database: Database, pipelines: list[int]
 ) -> None:
-    import psycopg
-
-    entered: list[int] = []
-    pipeline = psycopg.Connection.pipeline
-
-    def counted(self: psycopg.Connection[Any]) -> Any:
-        entered.append(1)
-        return pipeline(self)
-
-    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
     body = _patient("Ada")
     with postgres_database.transaction() as conn:
         stored = ResourceStore(conn).create(
             "Patient", body, extract_index_rows(body), now=T0, grants=[("org-clinic", "author")]
         )
         assert access.has_access(conn, stored.rid, "org-clinic")
-    assert entered == [1]  # history, index rows and the grant together: one round trip
+    assert pipelines == [1]  # history, index rows and the grant together: one round trip
