@@ -117,7 +117,7 @@ def _configure_sqlite(engine: Engine) -> None:
         # changes, so that the statement alone can be undone; past 64 KB SQLite spilled that journal
         # to a file in /var/tmp, outside the database's directory and whatever protects it, with
         # special-category rows in its pages. A referral's idx_reference insert (random ids, a leaf
-        # page a row in each index) did so about twice per referral. In memory, nothing leaves.
+        # page a row in each index) did so in most referrals. In memory, nothing leaves.
         cur.execute("PRAGMA temp_store=MEMORY")
         # Checkpoint every 10,000 WAL pages (40 MB) instead of 1,000: a checkpoint syncs and copies
         # what the WAL holds, and every AuditEvent batch and create dirties pages across a dozen
