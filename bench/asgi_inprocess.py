@@ -40,6 +40,12 @@ from bench.servers import hub_env
 
 BASE = "http://127.0.0.1:8000"
 KINDS = ("read", "create", "referral", "transaction", "inbox")
+CONCURRENCY = 16
+
+
+def per_worker(requests: int, concurrency: int) -> tuple[int, int]:
+    """Requests each of ``concurrency`` workers sends for ``--requests``: in the warm-up, then measured."""
+    return max(1, requests // 10), max(1, requests // concurrency)
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -131,11 +137,11 @@ async def _main(args: argparse.Namespace) -> None:
             for _ in range(count):
                 await one()
 
-        await _run(worker, args.concurrency, max(1, args.requests // 10))  # warm-up
+        warm_up, measured = per_worker(args.requests, args.concurrency)
+        await _run(worker, args.concurrency, warm_up)
         before, began, cpu = _thread_cpu(), time.perf_counter(), time.process_time()
-        per_worker = max(1, args.requests // args.concurrency)
-        await _run(worker, args.concurrency, per_worker)
-        done = per_worker * args.concurrency
+        await _run(worker, args.concurrency, measured)
+        done = measured * args.concurrency
         wall, used, after = time.perf_counter() - began, time.process_time() - cpu, _thread_cpu()
     print(
         f"{args.kind} on {db.dialect}, {done} requests at concurrency {args.concurrency}: "
@@ -178,7 +184,7 @@ def main() -> None:
     )
     parser.add_argument("--kind", choices=KINDS, default="read")
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--tasks", type=int, default=10000, help="Tasks to seed for --kind inbox")
     parser.add_argument(
         "--database", help="SQLAlchemy URL; default a fresh SQLite file (a PostgreSQL one is used as is)"

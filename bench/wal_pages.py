@@ -26,13 +26,17 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+# Run as a script, bench/ is on sys.path rather than the repository root (as for bench/run.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.asgi_inprocess import CONCURRENCY, per_worker
+
 HERE = Path(__file__).resolve().parent
-CONCURRENCY = 16  # asgi_inprocess.py's default
 
 
 def _sent(requests: int) -> int:
     """The requests ``asgi_inprocess.py --requests N`` sends: its warm-up and its measured run."""
-    return CONCURRENCY * max(1, requests // 10) + CONCURRENCY * max(1, requests // CONCURRENCY)
+    return CONCURRENCY * sum(per_worker(requests, CONCURRENCY))
 
 
 _HEADER = re.compile(r'-wal>, "((?:\\x[0-9a-f]{2}){8})"\.*, 24, ')
@@ -43,6 +47,7 @@ def _pages(kind: str, requests: int, work: Path) -> tuple[Counter[str], int]:
     db = work / f"{kind}-{requests}.db"
     trace = work / f"{kind}-{requests}.strace"
     command = [sys.executable, str(HERE / "asgi_inprocess.py"), "--kind", kind, "--requests", str(requests)]
+    command += ["--concurrency", str(CONCURRENCY)]
     subprocess.run(
         [
             "strace",
