@@ -15,9 +15,11 @@ batch fails, every request in it gets 503 (``ServiceUnavailable``, ``Retry-After
 them sends its body. ``close`` drains what is queued before the process exits.
 
 On SQLite a coroutine's events are committed on its own event loop instead (ADR 0018): the events
-of every coroutine that reaches ``commit`` in one turn of the loop go in one write transaction, run
-by a callback at the end of that turn, if the write lock is free at that instant
-(``Database.write_if_free``). If it is not, the batch goes to the thread as above, so the loop never
+of every coroutine that reaches ``commit`` in the same few turns of the loop go in one write
+transaction, run by a callback, if the write lock is free at that instant
+(``Database.write_if_free``). The callback waits a turn more while the last turn brought more events,
+up to ``GATHER_TURNS`` turns: each turn reads what the sockets have brought, so under load the
+requests that arrive while the batch gathers join it, and alone an event waits one idle turn. If it is not, the batch goes to the thread as above, so the loop never
 waits for a lock. Handing a thread each batch cost more than the batch: every SQLite call releases
 the GIL, and winning it back from a busy event loop cost about 75 µs of CPU on this VM. The loop's
 commits make no checkpoints; every ``database.CHECKPOINT_EVERY`` commits on the loop (its own and the
@@ -49,6 +51,10 @@ log = logging.getLogger("wraparound.audit")
 
 # A request gives up waiting after this long (the batch is then still in flight or stuck).
 WAIT_SECONDS = 30.0
+# SQLite: the most turns of the event loop a batch waits for more events before it commits. Over
+# HTTP, at 16 connections, committing at the end of the first turn gave batches of 7 events on
+# average; waiting while events kept arriving gave 16 (docs/PERFORMANCE.md).
+GATHER_TURNS = 4
 RETRY_AFTER = "1"
 
 
@@ -111,11 +117,20 @@ class AuditWriter:
         batch = self._turn.get(loop)
         if batch is None:
             batch = self._turn[loop] = []
-            loop.call_soon(self._commit_turn, loop)  # after everything else ready in this turn
+            loop.call_soon(self._gather, loop, 1, 0)  # after everything else ready in this turn
         batch.append(pending)
 
+    def _gather(self, loop: asyncio.AbstractEventLoop, turns: int, seen: int) -> None:
+        """At the end of a turn: wait one more while the batch grew in the last one (and is not yet
+        full), else commit it."""
+        size = len(self._turn.get(loop, ()))
+        if size > seen and size < self._max_batch and turns < GATHER_TURNS:
+            loop.call_soon(self._gather, loop, turns + 1, size)
+            return
+        self._commit_turn(loop)
+
     def _commit_turn(self, loop: asyncio.AbstractEventLoop) -> None:
-        """This turn's batch, committed here on the loop, or handed to the thread if a writer is in."""
+        """The loop's batch, committed here on the loop, or handed to the thread if a writer is in."""
         batch = self._turn.pop(loop, [])
         failure: BaseException | None = None
         committed = False

@@ -1,7 +1,7 @@
 """On SQLite, coroutines' AuditEvents are committed on their own event loop (ADR 0018).
 
-The events of one turn of the loop share one write transaction, run there if the write lock is free
-at that instant; if another writer holds it (in this process or another), the batch goes to the
+The events of the same few turns of the loop share one write transaction, run there if the write
+lock is free at that instant; if another writer holds it (in this process or another), the batch goes to the
 writer's thread and the loop does not wait. The loop's commits leave checkpoints to the thread, and
 its Connection's settings never reach the pool.
 """
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url, select
 
+from service.audit import writer as writer_module
 from service.audit.writer import AuditWriter
 from service.storage import audit_index
 from service.storage import database as database_module
@@ -74,6 +75,57 @@ def test_one_turn_of_the_loop_is_one_commit_on_the_loop(
     assert threads == ["MainThread"]  # committed on the loop's own thread
     assert writer._thread is None  # the writer's thread was never needed
     assert _durable(clean_database, ids) == set(ids)
+
+
+def _commit_in_turns(writer: AuditWriter, name: str, count: int) -> list[object]:
+    """``count`` coroutines that reach ``commit`` one turn of the loop after another."""
+
+    async def one(n: int) -> None:
+        for _ in range(n):
+            await asyncio.sleep(0)  # one turn of the loop each
+        await writer.commit([read_event(f"{name}-{n}")])
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(one(n) for n in range(count)), return_exceptions=True)
+
+    return asyncio.run(main())
+
+
+def test_events_arriving_in_the_next_turns_join_the_batch(
+    clean_database: Database, writer: AuditWriter
+) -> None:
+    """Under load requests reach ``commit`` a turn or two apart: they share a commit."""
+    count = writer_module.GATHER_TURNS - 1
+    with write_commits(clean_database.engine) as commits:
+        outcomes = _commit_in_turns(writer, "later", count)
+    assert outcomes == [None] * count
+    assert commits == [1]
+    assert _durable(clean_database, [f"later-{n}" for n in range(count)]) == {
+        f"later-{n}" for n in range(count)
+    }
+
+
+def test_a_batch_waits_no_more_than_its_turns(clean_database: Database, writer: AuditWriter) -> None:
+    """Arrivals that go on turn after turn do not hold a batch open: it commits after GATHER_TURNS."""
+    count = 3 * writer_module.GATHER_TURNS
+    with write_commits(clean_database.engine) as commits:
+        outcomes = _commit_in_turns(writer, "steady", count)
+    assert outcomes == [None] * count
+    assert commits[0] >= count // writer_module.GATHER_TURNS  # every few turns, not once at the end
+    assert _durable(clean_database, [f"steady-{n}" for n in range(count)]) == {
+        f"steady-{n}" for n in range(count)
+    }
+
+
+def test_a_full_batch_commits_without_waiting(clean_database: Database) -> None:
+    writer = AuditWriter(clean_database, max_batch=2)
+    try:
+        with write_commits(clean_database.engine) as commits:
+            outcomes = _commit_in_turns(writer, "full", 4)  # within GATHER_TURNS: one batch but for the cap
+    finally:
+        writer.close(timeout=30)
+    assert outcomes == [None] * 4
+    assert commits == [2]
 
 
 def test_a_write_lock_held_by_another_process_sends_the_batch_to_the_thread(
