@@ -17,13 +17,14 @@ them sends its body. ``close`` drains what is queued before the process exits.
 On SQLite a coroutine's events are committed on its own event loop instead (ADR 0018): the events
 of every coroutine that reaches ``commit`` in the same few turns of the loop go in one write
 transaction, run by a callback, if the write lock is free at that instant
-(``Database.write_if_free``). The callback waits a turn more while the last turn brought more events,
-up to ``GATHER_TURNS`` turns: each turn reads what the sockets have brought, so under load the
-requests that arrive while the batch gathers join it, and alone an event waits one idle turn. If it is not, the batch goes to the thread as above, so the loop never
-waits for a lock. Handing a thread each batch cost more than the batch: every SQLite call releases
-the GIL, and winning it back from a busy event loop cost about 75 µs of CPU on this VM. The loop's
-commits make no checkpoints; every ``database.CHECKPOINT_EVERY`` commits on the loop (its own and the
-hot path's writes, ADR 0020) the thread runs one.
+(``Database.write_if_free``). If it is not, the batch goes to the thread as above, so the loop never
+waits for a lock. The callback waits a turn more while the last turn brought more events, up to
+``GATHER_TURNS`` turns: each turn reads what the sockets have brought, so under load the requests
+that arrive while the batch gathers join it, and an event alone waits one idle turn. Handing a
+thread each batch cost more than the batch: every SQLite call releases the GIL, and winning it back
+from a busy event loop cost about 75 µs of CPU on this VM. The loop's commits make no checkpoints;
+every ``database.CHECKPOINT_EVERY`` commits on the loop (its own and the hot path's writes, ADR 0020)
+the thread runs one.
 """
 
 from __future__ import annotations

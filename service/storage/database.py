@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
-from service.storage import migrate
+from service.storage import driver, migrate
 from service.storage.engine import make_engine
 from service.storage.errors import is_contention
 
@@ -52,10 +52,13 @@ class Database:
 
         ``kept``: on SQLite, a Connection this thread keeps between transactions, for the event loop
         (api/hotpath.py). A read uses the kept reader: checking a connection out of the pool and back
-        in cost a loaded read about 10 % of its CPU, and a WAL reader between transactions holds no
-        snapshot and blocks no checkpoint. A write uses ``write_if_free``, and raises ``WriterBusy``,
-        with nothing begun, when the write lock is not free this instant (ADR 0020). Elsewhere a
-        pooled Connection: on PostgreSQL a read's from the reads engine (ADR 0021).
+        in cost a loaded read about 10 % of its CPU. It runs in autocommit, as PostgreSQL's reads do
+        (ADR 0021, ADR 0023): each driver statement (``storage/driver.py``) is its own read
+        transaction, so between them it holds no snapshot and blocks no checkpoint, and
+        ``query_only`` makes a write fail. A Core statement begins a transaction as usual, which is
+        rolled back at the end. A write uses ``write_if_free``, and raises ``WriterBusy``, with
+        nothing begun, when the write lock is not free this instant (ADR 0020). Elsewhere a pooled
+        Connection: on PostgreSQL a read's from the reads engine (ADR 0021).
         """
         if kept and self._sqlite_writer is not None:
             if write:
@@ -64,8 +67,12 @@ class Database:
                         raise WriterBusy("the SQLite write lock is held")
                     yield free
                 return
-            with self._kept_connection().begin() as transaction:
-                yield transaction.connection
+            reader = self._kept_connection()
+            try:
+                yield reader
+            finally:
+                if reader.in_transaction():  # begun by a Core statement (autobegin)
+                    reader.rollback()
             return
         lock = self._sqlite_writer if write else None
         if lock is not None:
@@ -139,13 +146,16 @@ class Database:
                     _release(old)
                 self._kept_all = [(t, c) for t, c in self._kept_all if t.is_alive() and not c.closed]
                 conn = self.engine.connect()
+                dbapi = conn.connection.dbapi_connection
+                assert dbapi is not None
+                if not writer:
+                    conn = conn.execution_options(**{driver.AUTOCOMMIT_READS: True})
+                    dbapi.execute("PRAGMA query_only=1")  # never pooled again: see _release
                 if writer:
                     conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-                    dbapi = conn.connection.dbapi_connection
-                    assert dbapi is not None
                     dbapi.execute("PRAGMA busy_timeout=0")
                     dbapi.execute("PRAGMA wal_autocheckpoint=0")
-                    conn.info["kept_writer"] = True
+                conn.info["kept"] = True
                 setattr(self._kept, attr, conn)
                 self._kept_all.append((threading.current_thread(), conn))
         return conn
@@ -178,8 +188,9 @@ class WriterBusy(RuntimeError):
 
 
 def _release(conn: Connection) -> None:
-    """Give a kept Connection back. A writer's is discarded, not pooled: its PRAGMAs (no busy wait, no
-    automatic checkpoint) must never reach another user of the pool."""
-    if conn.info.get("kept_writer") and not conn.closed and not conn.invalidated:
+    """Give a kept Connection back: discarded, not pooled, so that its PRAGMAs (the reader's
+    ``query_only``, the writer's no busy wait and no automatic checkpoint) never reach another user
+    of the pool."""
+    if conn.info.get("kept") and not conn.closed and not conn.invalidated:
         conn.invalidate()
     conn.close()

@@ -11,7 +11,9 @@ itself, and otherwise behaves as the Connection would:
 - Where anything listens for statements (``before_cursor_execute``: the statement counts in the
   tests and ``bench/statements.py``) or the engine echoes SQL, and outside a begun transaction
   (where the Connection would autobegin), it uses ``exec_driver_sql`` instead, so nothing is
-  hidden from listeners and nothing commits on its own.
+  hidden from listeners and nothing commits on its own. The exception is a Connection with the
+  ``AUTOCOMMIT_READS`` option (SQLite's kept reader, read-only): there a statement outside a
+  transaction is one on its own.
 """
 
 from __future__ import annotations
@@ -95,11 +97,16 @@ def run_all(conn: Connection, statements: Sequence[Statement]) -> None:
         )
 
 
+# An execution option: outside a transaction, ``rows`` runs the statement on its own, in the
+# driver's autocommit (SQLite's kept reader, storage/database.py).
+AUTOCOMMIT_READS = "wraparound_autocommit_reads"
+
+
 def _observed(conn: Connection) -> bool:
     dispatch = conn.dispatch
     return (
         bool(dispatch.before_cursor_execute)
         or bool(dispatch.after_cursor_execute)
         or bool(conn._echo)
-        or not conn.in_transaction()
+        or (not conn.in_transaction() and not conn._execution_options.get(AUTOCOMMIT_READS))
     )

@@ -7,10 +7,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
+from service.storage import driver
 from service.storage.database import Database, WriterBusy
 
 
@@ -91,3 +94,58 @@ def test_dispose_closes_them(db: Database) -> None:
     conn = _read(db)
     db.dispose()
     assert conn.closed
+
+
+def _table_with_a_row(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+
+
+def test_a_driver_read_on_the_kept_reader_opens_no_transaction(db: Database) -> None:
+    """ADR 0023: no BEGIN and no COMMIT; the statement is its own read transaction."""
+    _table_with_a_row(db)
+    with db.transaction(write=False, kept=True) as conn:
+        assert driver.rows(conn, "SELECT n FROM t", ()) == [(1,)]
+        assert not conn.in_transaction()
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        assert not dbapi.in_transaction
+        with db.transaction(write=True) as writer:  # a commit in between is seen at once
+            writer.execute(text("INSERT INTO t VALUES (2)"))
+        assert driver.rows(conn, "SELECT count(*) FROM t", ()) == [(2,)]
+
+
+def test_a_core_statement_on_the_kept_reader_is_rolled_back_at_the_end(db: Database) -> None:
+    _table_with_a_row(db)
+    with db.transaction(write=False, kept=True) as conn:
+        assert conn.execute(text("SELECT n FROM t")).scalar_one() == 1
+        assert conn.in_transaction()  # autobegun, as SQLAlchemy does
+    assert not conn.in_transaction()
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    assert not dbapi.in_transaction
+
+
+def test_a_write_on_the_kept_reader_fails_and_changes_nothing(db: Database) -> None:
+    _table_with_a_row(db)
+    with pytest.raises(OperationalError, match="readonly"), db.transaction(write=False, kept=True) as conn:
+        driver.rows(conn, "INSERT INTO t VALUES (3)", ())
+    with pytest.raises(OperationalError, match="readonly"), db.transaction(write=False, kept=True) as conn:
+        conn.execute(text("DELETE FROM t"))
+    with db.transaction(write=False) as reader:
+        assert reader.execute(text("SELECT n FROM t")).scalars().all() == [1]
+
+
+def test_the_kept_readers_pragma_never_reaches_the_pool(db: Database) -> None:
+    """An ended thread's reader is discarded, not pooled: its ``query_only`` would fail a writer."""
+    _table_with_a_row(db)
+    ended: list[Any] = []
+    thread = threading.Thread(target=lambda: ended.append(_read(db).connection.dbapi_connection))
+    thread.start()
+    thread.join()
+    _read(db)  # gives the ended thread's back
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        ended[0].execute("SELECT 1")
+    with db.transaction(write=True) as conn:
+        conn.execute(text("INSERT INTO t VALUES (2)"))
