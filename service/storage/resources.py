@@ -280,18 +280,18 @@ class ResourceStore:
             return []
         dialect = self.conn.dialect
         stamped = [(rtype, rid_, _stamp(content, rid_, 1, now), rows) for rtype, rid_, content, rows in items]
-        returned = _RESOURCE_ROWS.execute(
-            self.conn,
-            [
-                _RESOURCE_ROWS.process(dialect, (rtype, rid_, 1, now, False, doc))
-                for rtype, rid_, doc, _ in stamped
-            ],
-        )
+        processed = [
+            _RESOURCE_ROWS.process(dialect, (rtype, rid_, 1, now, False, doc)) for rtype, rid_, doc, _ in stamped
+        ]
+        returned = _RESOURCE_ROWS.execute(self.conn, processed)
         by_key = {(row[1], row[2]): row[0] for row in returned}  # (rid, resource_type, id)
         rids = [by_key[rtype, rid_] for rtype, rid_, _, _ in stamped]
+        # The history row's timestamp and document are the resource row's, as the driver takes them:
+        # the same column types, so processing them again (serialising each document twice) would
+        # give the same values (tests/storage/test_bulk_insert.py).
         history = [
-            _HISTORY_ROWS.process(dialect, (rid, 1, rtype, rid_, now, "POST", doc))
-            for rid, (rtype, rid_, doc, _) in zip(rids, stamped, strict=True)
+            (rid, 1, rtype, rid_, row[3], "POST", row[5])
+            for rid, row, (rtype, rid_, _, _) in zip(rids, processed, stamped, strict=True)
         ]
         index = [(rid, rtype, rows) for rid, (rtype, _, _, rows) in zip(rids, stamped, strict=True)]
         # Everything after the RETURNING is sent together (one round trip on PostgreSQL).

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, event, insert, select
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import psycopg
 
-from service.storage import bulk
+from service.storage import bulk, resources
 from service.storage.bulk import BulkInsert
 from service.storage.database import Database
 from service.storage.resources import R
@@ -112,3 +114,19 @@ def test_on_postgresql_a_multi_row_insert_is_sent_numbered(
     assert "%s" not in raw_statements[0]
     made = _stored(postgres_database, ids)
     assert [made[f"b{i}"][1][2:] for i in range(10)] == [_row(i)[2:] for i in range(10)]
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), psycopg.dialect()], ids=["sqlite", "postgresql"])
+def test_a_history_row_may_reuse_its_resource_rows_processed_values(dialect: Any) -> None:
+    """ResourceStore._create_rows gives the history row the resource row's processed timestamp and
+    document instead of processing them again: that holds while the columns' processors agree."""
+    doc = _row(3)[5]
+    resource = resources._RESOURCE_ROWS.process(dialect, ("Basic", "b3", 1, T0, False, doc))
+    history = resources._HISTORY_ROWS.process(dialect, (7, 1, "Basic", "b3", T0, "POST", doc))
+    reused = (7, 1, "Basic", "b3", resource[3], "POST", resource[5])
+    assert [_comparable(v) for v in history] == [_comparable(v) for v in reused]
+
+
+def _comparable(value: Any) -> Any:
+    # psycopg's Jsonb wrapper has no equality of its own: compare its type and what it wraps.
+    return (type(value), value.obj) if hasattr(value, "obj") else value
