@@ -180,3 +180,21 @@ def test_a_coroutine_hears_a_failed_batch_as_503(clean_database: Database, write
     assert isinstance(outcome, ServiceUnavailable)
     assert outcome.headers == {"Retry-After": "1"}
     assert _audited(clean_database, ["refused-async"]) == {}
+
+
+def test_a_coroutine_whose_batch_does_not_commit_in_time_gets_503(
+    clean_database: Database, writer: AuditWriter
+) -> None:
+    """The deadline holds on both paths: the loop's batch handed to the thread (SQLite) and the
+    thread's queue (PostgreSQL). The event is still committed once the writes are free."""
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            *(writer.commit([read_event(f"late-{n}")], timeout=0.3) for n in range(3)),
+            return_exceptions=True,
+        )
+
+    with writes_held(clean_database):
+        outcomes = asyncio.run(main())
+    assert [type(o) for o in outcomes] == [ServiceUnavailable] * 3
+    wait_for(lambda: len(_audited(clean_database, [f"late-{n}" for n in range(3)])) == 3, "the late commit")
