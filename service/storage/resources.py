@@ -281,7 +281,8 @@ class ResourceStore:
         dialect = self.conn.dialect
         stamped = [(rtype, rid_, _stamp(content, rid_, 1, now), rows) for rtype, rid_, content, rows in items]
         processed = [
-            _RESOURCE_ROWS.process(dialect, (rtype, rid_, 1, now, False, doc)) for rtype, rid_, doc, _ in stamped
+            _RESOURCE_ROWS.process(dialect, (rtype, rid_, 1, now, False, doc))
+            for rtype, rid_, doc, _ in stamped
         ]
         returned = _RESOURCE_ROWS.execute(self.conn, processed)
         by_key = {(row[1], row[2]): row[0] for row in returned}  # (rid, resource_type, id)
