@@ -148,14 +148,14 @@ class Database:
                 conn = self.engine.connect()
                 dbapi = conn.connection.dbapi_connection
                 assert dbapi is not None
-                if not writer:
-                    conn = conn.execution_options(**{driver.AUTOCOMMIT_READS: True})
-                    dbapi.execute("PRAGMA query_only=1")  # never pooled again: see _release
                 if writer:
                     conn = conn.execution_options(sqlite_begin="IMMEDIATE")
                     dbapi.execute("PRAGMA busy_timeout=0")
                     dbapi.execute("PRAGMA wal_autocheckpoint=0")
-                conn.info["kept"] = True
+                else:
+                    conn = conn.execution_options(**{driver.AUTOCOMMIT_READS: True})
+                    dbapi.execute("PRAGMA query_only=1")
+                conn.info["kept"] = True  # never pooled again (``_release``): its PRAGMAs stay with it
                 setattr(self._kept, attr, conn)
                 self._kept_all.append((threading.current_thread(), conn))
         return conn
