@@ -116,7 +116,10 @@ def test_on_postgresql_a_multi_row_insert_is_sent_numbered(
     assert [made[f"b{i}"][1][2:] for i in range(10)] == [_row(i)[2:] for i in range(10)]
 
 
-@pytest.mark.parametrize("dialect", [sqlite.dialect(), psycopg.dialect()], ids=["sqlite", "postgresql"])
+_DIALECTS = [sqlite.dialect(), psycopg.dialect()]  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.parametrize("dialect", _DIALECTS, ids=["sqlite", "postgresql"])
 def test_a_history_row_may_reuse_its_resource_rows_processed_values(dialect: Any) -> None:
     """ResourceStore._create_rows gives the history row the resource row's processed timestamp and
     document instead of processing them again: that holds while the columns' processors agree."""
