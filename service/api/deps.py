@@ -201,7 +201,8 @@ def transact(
         allow_private_endpoints=settings.allow_private_endpoints,
         read_only=_is_read_only(request),
         action=lambda: _action_of(request),
-        query=request.url.query or None,
+        # Building the URL object was 2 % of a read by id, which has no query: only when there is one.
+        query=(request.url.query or None) if request.scope.get("query_string") else None,
         kept=kept,
     )
 

@@ -14,7 +14,8 @@ async def check_format(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
     if "xml" in content_type.lower():
         raise UnsupportedMediaType("XML is not supported; send application/fhir+json")
-    fmt = request.query_params.get("_format")
+    # Parsing an empty query string was 1 % of a read by id: only when there is one.
+    fmt = request.query_params.get("_format") if request.scope.get("query_string") else None
     if fmt is not None and fmt.lower().replace(" ", "+") not in _JSON_FORMATS:
         raise UnsupportedMediaType(f"_format '{fmt}' is not supported; this server speaks JSON only")
     accept = request.headers.get("accept", "")
