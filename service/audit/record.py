@@ -21,7 +21,7 @@ from service.fhir.instant import fhir_instant
 from service.rest.context import Context
 from service.search._values import date_rows, reference_rows, token_rows
 from service.search.extract import extract_index_rows
-from service.search.types import IndexRow
+from service.search.types import IndexRow, ReferenceRow
 from service.storage.resources import ResourceStore, Stored
 
 ACTION = {
@@ -174,8 +174,8 @@ def index_rows(event: dict[str, Any]) -> list[IndexRow]:
     rows: dict[IndexRow, None] = {}
     agents = [a for a in _listed(event.get("agent")) if isinstance(a, dict)]
     entities = [e for e in _listed(event.get("entity")) if isinstance(e, dict)]
-    for entity in entities:  # entity: AuditEvent.entity.what
-        rows.update(dict.fromkeys(reference_rows("entity", entity.get("what"))))
+    entity_rows = [row for entity in entities for row in reference_rows("entity", entity.get("what"))]
+    rows.update(dict.fromkeys(entity_rows))  # entity: AuditEvent.entity.what
     for agent in agents:  # altid: AuditEvent.agent.altId
         if "altId" in agent:
             rows.update(dict.fromkeys(_token("altid", agent["altId"])))
@@ -193,11 +193,16 @@ def index_rows(event: dict[str, Any]) -> list[IndexRow]:
     source = event.get("source")
     if isinstance(source, dict):
         rows.update(dict.fromkeys(reference_rows("source", source.get("observer"))))
-    # patient: AuditEvent.agent.who.where(resolve() is Patient) | AuditEvent.entity.what.where(...)
-    for ref in [a.get("who") for a in agents] + [e.get("what") for e in entities]:
-        for row in reference_rows("patient", ref):
+    # patient: AuditEvent.agent.who.where(resolve() is Patient) | AuditEvent.entity.what.where(...);
+    # an entity's are its entity rows under this name, not worked out again.
+    for agent in agents:
+        who = agent.get("who")
+        for row in reference_rows("patient", who):
             if row.target_type == "Patient":
                 rows[row] = None
+    for row in entity_rows:
+        if row.target_type == "Patient":
+            rows[ReferenceRow("patient", row.target_type, row.target_id, row.url, row.version)] = None
     return list(rows)
 
 
