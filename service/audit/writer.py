@@ -66,6 +66,14 @@ class _Pending:
     waiter: asyncio.Future[None] | None = None  # a coroutine awaits it on its event loop (commit)
 
 
+@dataclass(frozen=True)
+class _Turn:
+    """An event loop's batch while it gathers (``AuditWriter._join_turn``), and its deadline."""
+
+    batch: list[_Pending]
+    deadline: asyncio.TimerHandle
+
+
 class _Checkpoint:
     """Queued for the thread: checkpoint SQLite's WAL (after the loops' commits)."""
 
@@ -83,8 +91,7 @@ class AuditWriter:
         self._closed = False
         # SQLite: each event loop's batch for the end of its current turn (touched only on that loop).
         self._on_loop = db.dialect == "sqlite"
-        self._turn: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
-        self._timers: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}  # the turn's deadline
+        self._turn: dict[asyncio.AbstractEventLoop, _Turn] = {}
         db.on_checkpoint_due(self._checkpoint_soon)
 
     def record(self, events: Sequence[dict[str, Any]], *, timeout: float = WAIT_SECONDS) -> None:
@@ -114,7 +121,7 @@ class AuditWriter:
                 await waiter
                 return
             self._enqueue(pending)
-            timer = loop.call_later(timeout, _expire, [waiter])
+            timer = loop.call_later(timeout, _expire, [pending])
             try:
                 await waiter
             finally:
@@ -123,18 +130,18 @@ class AuditWriter:
     def _join_turn(self, loop: asyncio.AbstractEventLoop, pending: _Pending, timeout: float) -> None:
         if self._closed:
             raise WriterClosed("the audit writer is shut down")
-        batch = self._turn.get(loop)
-        if batch is None:
-            batch = self._turn[loop] = []
+        turn = self._turn.get(loop)
+        if turn is None:
+            batch: list[_Pending] = []
+            # Its events join within a few turns of each other: their deadlines are this one.
+            turn = self._turn[loop] = _Turn(batch, loop.call_later(timeout, _expire, batch))
             loop.call_soon(self._gather, loop, 1, 0)  # after everything else ready in this turn
-            # Its events joined within a few turns of each other: their deadlines are this one.
-            self._timers[loop] = loop.call_later(timeout, _expire_batch, batch)
-        batch.append(pending)
+        turn.batch.append(pending)
 
     def _gather(self, loop: asyncio.AbstractEventLoop, turns: int, seen: int) -> None:
         """At the end of a turn: wait one more while the batch grew in the last one (and is not yet
         full), else commit it."""
-        size = len(self._turn.get(loop, ()))
+        size = len(self._turn[loop].batch)
         if size > seen and size < self._max_batch and turns < GATHER_TURNS:
             loop.call_soon(self._gather, loop, turns + 1, size)
             return
@@ -142,8 +149,8 @@ class AuditWriter:
 
     def _commit_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop's batch, committed here on the loop, or handed to the thread if a writer is in."""
-        batch = self._turn.pop(loop, [])
-        timer = self._timers.pop(loop, None)
+        turn = self._turn.pop(loop)
+        batch = turn.batch
         failure: BaseException | None = None
         committed = False
         try:
@@ -160,8 +167,7 @@ class AuditWriter:
             except WriterClosed as exc:
                 _settle_on_loop([p.waiter for p in batch if p.waiter is not None], exc)
             return  # the timer runs on until the thread has committed it (or expires it)
-        if timer is not None:
-            timer.cancel()
+        turn.deadline.cancel()
         _settle_on_loop([p.waiter for p in batch if p.waiter is not None], failure)
 
     def _checkpoint_soon(self) -> None:
@@ -280,13 +286,9 @@ def _settle_on_loop(waiters: list[asyncio.Future[None]], failure: BaseException 
             waiter.set_exception(failure)
 
 
-def _expire(waiters: list[asyncio.Future[None]]) -> None:
-    """A deadline passed: whoever is still waiting gets ``TimeoutError`` (a 503)."""
-    _settle_on_loop(waiters, TimeoutError())
-
-
-def _expire_batch(batch: list[_Pending]) -> None:
-    _expire([p.waiter for p in batch if p.waiter is not None])
+def _expire(batch: list[_Pending]) -> None:
+    """A deadline passed: whoever in ``batch`` is still waiting gets ``TimeoutError`` (a 503)."""
+    _settle_on_loop([p.waiter for p in batch if p.waiter is not None], TimeoutError())
 
 
 class WriterClosed(RuntimeError):
