@@ -108,5 +108,5 @@ def _observed(conn: Connection) -> bool:
         bool(dispatch.before_cursor_execute)
         or bool(dispatch.after_cursor_execute)
         or bool(conn._echo)
-        or (not conn.in_transaction() and not conn._execution_options.get(AUTOCOMMIT_READS))
+        or (not conn.in_transaction() and not conn.get_execution_options().get(AUTOCOMMIT_READS))
     )
