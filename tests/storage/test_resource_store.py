@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -233,6 +234,26 @@ def test_create_many_writes_each_resource_its_history_and_the_same_index_rows_as
         assert _index(conn, many[1].rid) != _index(conn, many[2].rid)
 
 
+def test_audit_event_ids_sort_in_the_order_they_were_made_and_other_ids_are_random(
+    clean_database: Database,
+) -> None:
+    # Time-ordered AuditEvent ids put a batch's rows on one leaf of the (type, id) index (ADR 0024).
+    event = {"resourceType": "AuditEvent", "recorded": "2026-01-01T12:00:00Z"}
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        events = [
+            *store.create_many("AuditEvent", [(event, [])] * 3, now=T0),
+            store.create("AuditEvent", event, [], now=T0),
+            *store.create_many("AuditEvent", [(event, [])] * 3, now=T0),
+        ]
+        patients = store.create_many("Patient", [(_patient("Ada"), [])] * 3, now=T0)
+    ids = [e.id for e in events]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 7
+    assert {uuid.UUID(i).version for i in ids} == {7}
+    assert {uuid.UUID(p.id).version for p in patients} == {4}
+
+
 def test_a_create_and_its_audit_event_go_in_with_the_same_statements(clean_database: Database) -> None:
     inserts: list[str] = []
 
@@ -269,6 +290,7 @@ def test_a_create_and_its_audit_event_go_in_with_the_same_statements(clean_datab
     assert inserts.count("resource") == 1  # one statement for both rows
     assert inserts.count("resource_history") == 1
     assert len(audit_rows) == 1
+    assert uuid.UUID(audit_rows[0].id).version == 7  # ADR 0024
     assert audit_rows[0].content["entity"][0]["what"]["reference"] == "Patient/p-1/_history/1"
     assert sorted(history) == ["AuditEvent", "Patient"]
     assert [s.id for s in found] == [audit_rows[0].id]  # its index rows went in too
