@@ -42,9 +42,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from service.audit.record import index_rows
+from service.audit.record import audit_rows
 from service.errors import ServiceUnavailable
-from service.search.types import IndexRow
+from service.storage.audit_index import SplitRows
 from service.storage.database import Database
 from service.storage.resources import ResourceStore
 
@@ -61,7 +61,7 @@ RETRY_AFTER = "1"
 
 @dataclass(frozen=True)
 class _Pending:
-    events: list[tuple[dict[str, Any], list[IndexRow]]]
+    events: list[tuple[dict[str, Any], SplitRows]]
     done: Future[None] | None = None  # a thread waits on it (record, submit)
     waiter: asyncio.Future[None] | None = None  # a coroutine awaits it on its event loop (commit)
 
@@ -113,7 +113,7 @@ class AuditWriter:
         waiter: asyncio.Future[None] = loop.create_future()
         with _committed_or_unavailable(timeout):
             # Queued inside: a writer already shut down is a 503, as for ``record``.
-            pending = _Pending([(event, index_rows(event)) for event in events], waiter=waiter)
+            pending = _Pending([(event, audit_rows(event)) for event in events], waiter=waiter)
             if self._on_loop:
                 # One timer for the loop's batch, not one per request: ``asyncio.wait_for`` was a
                 # quarter of this method's samples, most of it arming a timer.
@@ -179,7 +179,7 @@ class AuditWriter:
         """Queue ``events``; the future resolves when their batch commits (or fails)."""
         # Index rows are worked out here, in the request's thread, so the writer only runs SQL.
         done: Future[None] = Future()
-        self._enqueue(_Pending([(event, index_rows(event)) for event in events], done=done))
+        self._enqueue(_Pending([(event, audit_rows(event)) for event in events], done=done))
         return done
 
     def _enqueue(self, pending: _Pending | _Checkpoint) -> None:

@@ -21,8 +21,8 @@ the union gives back exactly the rows that were written.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import fields
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
@@ -62,12 +62,43 @@ INDEX_ROWS = BulkInsert(AI, ("rid", *(f"{param}_{name}" for param, name in _SLOT
 ENTITY_ROWS = BulkInsert(AE, ("param", "target_id", "target_type", "rid"))
 
 
-def split(
-    dialect: Dialect, rid: int, rows: Iterable[IndexRow]
-) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], list[IndexRow]]:
-    """An event's index rows as its audit_index row, its audit_entity rows (both processed for
-    ``dialect``'s driver) and the rows left for the generic tables."""
-    values: list[Any] = [None] * len(_SLOTS)
+@dataclass(frozen=True, slots=True)
+class SplitRows:
+    """An AuditEvent's index rows as the audit tables store them, before its rid is known and before
+    the driver's processing: its audit_index values (the columns after rid, in table order), its
+    audit_entity keys (param, target_id, target_type) and the rows left for the generic tables."""
+
+    columns: tuple[Any, ...]
+    entities: tuple[tuple[str, str, str], ...]
+    rest: tuple[IndexRow, ...]
+
+
+# What ResourceStore takes for an AuditEvent: its index rows, or those rows split already.
+EventRows = Iterable[IndexRow] | SplitRows
+
+NO_COLUMNS: tuple[Any, ...] = (None,) * len(_SLOTS)
+DATE_SLOT = _OFFSET["date"]
+
+
+def entity_key(row: IndexRow) -> tuple[str, str, str] | None:
+    """The audit_entity key of an ``entity`` or ``patient`` row of the ``Type/id`` form, else None."""
+    if (
+        row.param in ENTITY_PARAMS
+        and type(row) is ReferenceRow
+        and row.target_id
+        and row.target_type
+        and row.url is None
+        and row.version is None
+    ):
+        return row.param, row.target_id, row.target_type
+    return None
+
+
+def split_rows(rows: Iterable[IndexRow]) -> SplitRows:
+    """Where each of an event's index rows is stored: the first row of each ``COLUMN_PARAMS``
+    parameter with a value in its columns, ``entity``/``patient`` references of the ``Type/id`` form
+    in audit_entity, the rest in the generic tables."""
+    values: list[Any] = list(NO_COLUMNS)
     taken: set[str] = set()
     entity: dict[tuple[str, str, str], None] = {}
     rest: list[IndexRow] = []
@@ -81,21 +112,24 @@ def split(
                 start = _OFFSET[param]
                 values[start : start + len(row_values)] = row_values
                 continue
-        if (
-            param in ENTITY_PARAMS
-            and type(row) is ReferenceRow
-            and row.target_id
-            and row.target_type
-            and row.url is None
-            and row.version is None
-        ):
-            entity[param, row.target_id, row.target_type] = None
+        key = entity_key(row)
+        if key is not None:
+            entity[key] = None
             continue
         rest.append(row)
+    return SplitRows(tuple(values), tuple(entity), tuple(rest))
+
+
+def split(
+    dialect: Dialect, rid: int, rows: Iterable[IndexRow] | SplitRows
+) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], Sequence[IndexRow]]:
+    """An event's index rows (or ``split_rows`` of them) as its audit_index row, its audit_entity rows
+    (both processed for ``dialect``'s driver) and the rows left for the generic tables."""
+    parts = rows if isinstance(rows, SplitRows) else split_rows(rows)
     return (
-        INDEX_ROWS.process(dialect, (rid, *values)),
-        [ENTITY_ROWS.process(dialect, (*key, rid)) for key in entity],
-        rest,
+        INDEX_ROWS.process(dialect, (rid, *parts.columns)),
+        [ENTITY_ROWS.process(dialect, (*key, rid)) for key in parts.entities],
+        parts.rest,
     )
 
 

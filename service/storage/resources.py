@@ -252,18 +252,20 @@ class ResourceStore:
         self,
         resource_type: str,
         content: dict[str, Any],
-        index_rows: Iterable[IndexRow],
+        index_rows: audit_index.EventRows,
         *,
         now: datetime,
         resource_id: str | None = None,
-        audit: tuple[dict[str, Any], Iterable[IndexRow]] | None = None,
+        audit: tuple[dict[str, Any], audit_index.EventRows] | None = None,
         grants: Sequence[tuple[str, str]] = (),
     ) -> Stored:
         """Version 1 of a resource; ``audit``: its AuditEvent (content and index rows), written in
         the same statements (a create and its event are one insert per table, not two); ``grants``:
         the (organisation, reason) access grants it starts with, written with its other rows."""
         rid_ = resource_id or _fresh_id(resource_type)
-        items = [(resource_type, rid_, content, index_rows)]
+        items: list[tuple[str, str, dict[str, Any], audit_index.EventRows]] = [
+            (resource_type, rid_, content, index_rows)
+        ]
         if audit is not None:
             items.append(("AuditEvent", new_event_id(), *audit))
         try:
@@ -275,7 +277,11 @@ class ResourceStore:
             ) from None
 
     def create_many(
-        self, resource_type: str, items: Sequence[tuple[dict[str, Any], Iterable[IndexRow]]], *, now: datetime
+        self,
+        resource_type: str,
+        items: Sequence[tuple[dict[str, Any], audit_index.EventRows]],
+        *,
+        now: datetime,
     ) -> list[Stored]:
         """Create several resources of one type in a handful of statements (multi-row inserts), for the
         hub's own bulk writes (the audit writer's batches, a delivery worker's disclosure AuditEvents).
@@ -286,7 +292,7 @@ class ResourceStore:
 
     def _create_rows(
         self,
-        items: Sequence[tuple[str, str, dict[str, Any], Iterable[IndexRow]]],
+        items: Sequence[tuple[str, str, dict[str, Any], audit_index.EventRows]],
         now: datetime,
         grants: Sequence[tuple[str, str]] = (),
     ) -> list[Stored]:
@@ -390,9 +396,10 @@ class ResourceStore:
         return [(sql, (rid,), None) for sql in sqls]
 
     def _index_statements(
-        self, items: Iterable[tuple[int, str, Iterable[IndexRow]]]
+        self, items: Iterable[tuple[int, str, audit_index.EventRows]]
     ) -> list[driver.Statement]:
-        """Index rows of several resources (rid, type, rows): one multi-row insert per index table."""
+        """Index rows of several resources (rid, type, rows): one multi-row insert per index table.
+        Only an AuditEvent's rows may come already split (``audit_index.SplitRows``)."""
         dialect = self.conn.dialect
         buckets: dict[type[Any], list[tuple[Any, ...]]] = {}
         audit: list[tuple[Any, ...]] = []
@@ -403,6 +410,8 @@ class ResourceStore:
                 own, entity, rows = audit_index.split(dialect, rid, rows)
                 audit.append(own)
                 entities.extend(entity)
+            elif isinstance(rows, audit_index.SplitRows):
+                raise TypeError(f"split index rows given for a {rtype}")
             for row in rows:
                 kind = type(row)
                 buckets.setdefault(kind, []).append(
