@@ -23,22 +23,26 @@ class TokenCache:
         self._entries: dict[str, tuple[TokenInfo, float]] = {}
 
     def get(self, token_hash: str) -> TokenInfo | None:
-        with self._lock:
-            entry = self._entries.get(token_hash)
+        entry = self._entries.get(token_hash)  # one dict lookup: atomic, no lock needed
         if entry is None:
             return None
         info, until = entry
-        if time.monotonic() >= until or info.expires_at <= datetime.now(UTC):
+        if time.monotonic() >= until:
             with self._lock:
                 self._entries.pop(token_hash, None)
             return None
         return info
 
     def put(self, token_hash: str, info: TokenInfo) -> None:
+        # One deadline on the monotonic clock: the TTL or the token's own expiry, whichever is first,
+        # so a hit reads one clock. The expiry is converted once; at most TTL_SECONDS later the entry
+        # goes anyway, so a step of the wall clock cannot keep an expired token alive for longer.
+        now = time.monotonic()
+        left = (info.expires_at - datetime.now(UTC)).total_seconds()
         with self._lock:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[token_hash] = (info, time.monotonic() + TTL_SECONDS)
+            self._entries[token_hash] = (info, now + min(TTL_SECONDS, left))
 
     def clear(self) -> None:
         with self._lock:
