@@ -61,3 +61,8 @@ def _variants() -> list[dict[str, Any]]:
 @pytest.mark.parametrize("event", _variants())
 def test_the_audit_writers_split_equals_splitting_the_general_rows(event: dict[str, Any]) -> None:
     assert record.audit_rows(event) == audit_index.split_rows(record.index_rows(event))
+
+
+def test_every_element_a_built_event_may_have_is_either_keyed_or_added_per_event() -> None:
+    assert record.FIXED_ELEMENTS | record.PER_EVENT_ELEMENTS == record._BUILT
+    assert not record.FIXED_ELEMENTS & record.PER_EVENT_ELEMENTS
