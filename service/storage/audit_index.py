@@ -121,7 +121,7 @@ def split_rows(rows: Iterable[IndexRow]) -> SplitRows:
 
 
 def split(
-    dialect: Dialect, rid: int, rows: Iterable[IndexRow] | SplitRows
+    dialect: Dialect, rid: int, rows: EventRows
 ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], Sequence[IndexRow]]:
     """An event's index rows (or ``split_rows`` of them) as its audit_index row, its audit_entity rows
     (both processed for ``dialect``'s driver) and the rows left for the generic tables."""
