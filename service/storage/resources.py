@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import Connection, String, bindparam, func, select, update
+from sqlalchemy import Connection, String, bindparam, exists, func, literal_column, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict
@@ -91,6 +92,37 @@ def _stamp(content: dict[str, Any], resource_id: str, version: int, now: datetim
 def row_to_stored(row: Sequence[Any]) -> Stored:
     """A row that starts with ``COLUMNS`` (a Core ``Row`` or a DriverSelect tuple) as a Stored."""
     return Stored(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+
+
+# Types whose version 1 is not copied to resource_history (ADR 0025): the hub writes an AuditEvent on
+# every request and never changes it, so its one version is its resource row. Their history is
+# resource_history's rows plus that version 1 where resource_history has none (events written before,
+# and events the hub's own tools updated, have it there).
+UNCOPIED_FIRST_VERSION = frozenset({audit_index.AUDIT})
+
+
+@lru_cache(maxsize=8)
+def _versions(resource_type: str) -> Any:
+    """Every stored version of ``resource_type``'s resources, with resource_history's columns."""
+    copied = select(
+        H.c.rid, H.c.version_id, H.c.resource_type, H.c.id, H.c.last_updated, H.c.method, H.c.content
+    ).where(H.c.resource_type == resource_type)
+    if resource_type not in UNCOPIED_FIRST_VERSION:
+        return copied.subquery("versions")
+    first = select(
+        R.c.rid,
+        R.c.version_id,
+        R.c.resource_type,
+        R.c.id,
+        R.c.last_updated,
+        literal_column("'POST'", String()).label("method"),
+        R.c.content,
+    ).where(
+        R.c.resource_type == resource_type,
+        R.c.version_id == 1,
+        ~exists().where(H.c.rid == R.c.rid, H.c.version_id == 1),
+    )
+    return union_all(copied, first).subquery("versions")
 
 
 # Resource, history and index rows go in as multi-row inserts through the driver (storage/bulk.py):
@@ -182,9 +214,10 @@ class ResourceStore:
         return {r.rid: row_to_stored(r) for r in rows}
 
     def version(self, resource_type: str, resource_id: str, version_id: int) -> Stored | None:
+        V = _versions(resource_type)
         row = self.conn.execute(
-            select(H.c.rid, H.c.resource_type, H.c.id, H.c.version_id, H.c.last_updated, H.c.content).where(
-                H.c.resource_type == resource_type, H.c.id == resource_id, H.c.version_id == version_id
+            select(V.c.rid, V.c.resource_type, V.c.id, V.c.version_id, V.c.last_updated, V.c.content).where(
+                V.c.id == resource_id, V.c.version_id == version_id
             )
         ).first()
         if row is None:
@@ -201,7 +234,7 @@ class ResourceStore:
 
     def history(
         self,
-        resource_type: str | None,
+        resource_type: str,
         resource_id: str | None,
         *,
         since: datetime | None,
@@ -211,22 +244,21 @@ class ResourceStore:
         visible_to: str | None = None,
     ) -> tuple[list[tuple[Stored, str]], int]:
         """Versions newest first, with the HTTP method that made each, and the total."""
+        V = _versions(resource_type)
         cond = []
-        if resource_type is not None:
-            cond.append(H.c.resource_type == resource_type)
         if resource_id is not None:
-            cond.append(H.c.id == resource_id)
+            cond.append(V.c.id == resource_id)
         if since is not None:
-            cond.append(H.c.last_updated >= since)
+            cond.append(V.c.last_updated >= since)
         if at_or_before is not None:
-            cond.append(H.c.last_updated <= at_or_before)
+            cond.append(V.c.last_updated <= at_or_before)
         if visible_to is not None:
-            cond.append(visible_condition(H.c.rid, visible_to))
-        total = self.conn.execute(select(func.count()).select_from(H).where(*cond)).scalar_one()
+            cond.append(visible_condition(V.c.rid, visible_to))
+        total = self.conn.execute(select(func.count()).select_from(V).where(*cond)).scalar_one()
         rows = self.conn.execute(
-            select(H)
+            select(V)
             .where(*cond)
-            .order_by(H.c.last_updated.desc(), H.c.rid.desc(), H.c.version_id.desc())
+            .order_by(V.c.last_updated.desc(), V.c.rid.desc(), V.c.version_id.desc())
             .limit(limit)
             .offset(offset)
         ).all()
@@ -315,6 +347,7 @@ class ResourceStore:
         history = [
             (rid, 1, rtype, rid_, row[3], "POST", row[5])
             for rid, row, (rtype, rid_, _, _) in zip(rids, processed, stamped, strict=True)
+            if rtype not in UNCOPIED_FIRST_VERSION
         ]
         index = [(rid, rtype, rows) for rid, (rtype, _, _, rows) in zip(rids, stamped, strict=True)]
         # Everything after the RETURNING is sent together (one round trip on PostgreSQL).
@@ -341,10 +374,12 @@ class ResourceStore:
     ) -> Stored:
         version = old.version_id + 1
         doc = _stamp(content, old.id, version, now)
+        first = self._copy_first_version(old)
         self._bump(old, version, now, deleted=False, content=doc)
         driver.run_all(
             self.conn,
             [
+                *first,
                 *self._history(old.rid, old.resource_type, old.id, version, now, "PUT", doc),
                 *self._clear_index(old.rid, old.resource_type),
                 *self._index_statements([(old.rid, old.resource_type, index_rows)]),
@@ -354,10 +389,12 @@ class ResourceStore:
 
     def delete(self, old: Stored, *, now: datetime) -> Stored:
         version = old.version_id + 1
+        first = self._copy_first_version(old)
         self._bump(old, version, now, deleted=True, content=None)
         driver.run_all(
             self.conn,
             [
+                *first,
                 *self._history(old.rid, old.resource_type, old.id, version, now, "DELETE", None),
                 *self._clear_index(old.rid, old.resource_type),
             ],
@@ -380,6 +417,16 @@ class ResourceStore:
             raise Conflict(
                 f"{old.resource_type}/{old.id} was changed by another request; read it again and retry"
             )
+
+    def _copy_first_version(self, old: Stored) -> list[driver.Statement]:
+        """Before version 1 of an ``UNCOPIED_FIRST_VERSION`` type is replaced, its history row (the
+        API never changes an AuditEvent; the hub's own tools might)."""
+        if old.resource_type not in UNCOPIED_FIRST_VERSION or old.version_id != 1:
+            return []
+        copied = self.conn.execute(select(H.c.rid).where(H.c.rid == old.rid, H.c.version_id == 1)).first()
+        if copied is not None:  # written before ADR 0025
+            return []
+        return self._history(old.rid, old.resource_type, old.id, 1, old.last_updated, "POST", old.content)
 
     def _history(
         self, rid: int, rtype: str, rid_: str, version: int, now: datetime, method: str, doc: Any

@@ -292,7 +292,7 @@ def test_a_create_and_its_audit_event_go_in_with_the_same_statements(clean_datab
     assert len(audit_rows) == 1
     assert uuid.UUID(audit_rows[0].id).version == 7  # ADR 0024
     assert audit_rows[0].content["entity"][0]["what"]["reference"] == "Patient/p-1/_history/1"
-    assert sorted(history) == ["AuditEvent", "Patient"]
+    assert sorted(history) == ["Patient"]  # an AuditEvent's version 1 is its resource row (ADR 0025)
     assert [s.id for s in found] == [audit_rows[0].id]  # its index rows went in too
 
 
@@ -341,3 +341,67 @@ def test_a_create_with_grants_sends_its_rows_after_the_returning_in_one_pipeline
         )
         assert access.has_access(conn, stored.rid, "org-clinic")
     assert pipelines == [1]  # history, index rows and the grant together: one round trip
+
+
+def _event_history(store: ResourceStore, event_id: str) -> list[tuple[int, str, Any]]:
+    versions, total = store.history("AuditEvent", event_id, since=None, at_or_before=None, limit=10, offset=0)
+    assert total == len(versions)
+    return [(v.version_id, method, v.content and v.content.get("outcome")) for v, method in versions]
+
+
+def test_an_audit_events_first_version_is_read_from_its_resource_row(clean_database: Database) -> None:
+    event = {"resourceType": "AuditEvent", "recorded": "2026-01-01T12:00:00Z", "outcome": "0"}
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        [stored] = store.create_many("AuditEvent", [(event, [])], now=T0)
+        copied = conn.execute(select(H.c.rid).where(H.c.rid == stored.rid)).all()
+        assert copied == []  # no second copy of the document
+        assert _event_history(store, stored.id) == [(1, "POST", "0")]
+        again = store.version("AuditEvent", stored.id, 1)
+        assert again is not None
+        assert (again.rid, again.content, again.last_updated) == (stored.rid, stored.content, T0)
+        assert store.version("AuditEvent", stored.id, 2) is None
+        types, total = store.history("AuditEvent", None, since=None, at_or_before=None, limit=10, offset=0)
+        assert total == 1
+        assert [v.id for v, _ in types] == [stored.id]
+        assert (
+            store.history(
+                "AuditEvent", None, since=T0 + timedelta(seconds=1), at_or_before=None, limit=10, offset=0
+            )[1]
+            == 0
+        )
+
+
+def test_an_audit_event_written_with_a_history_row_is_listed_once(clean_database: Database) -> None:
+    event = {"resourceType": "AuditEvent", "recorded": "2026-01-01T12:00:00Z", "outcome": "0"}
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        [stored] = store.create_many("AuditEvent", [(event, [])], now=T0)
+        # As every event was stored before ADR 0025: its version 1 copied to resource_history too.
+        conn.execute(
+            H.insert().values(
+                rid=stored.rid,
+                version_id=1,
+                resource_type="AuditEvent",
+                id=stored.id,
+                last_updated=T0,
+                method="POST",
+                content=stored.content,
+            )
+        )
+        assert _event_history(store, stored.id) == [(1, "POST", "0")]
+
+
+def test_changing_an_audit_event_keeps_its_first_version(clean_database: Database) -> None:
+    """The API never changes an AuditEvent; if the hub's own tools do, version 1 is copied first."""
+    event = {"resourceType": "AuditEvent", "recorded": "2026-01-01T12:00:00Z", "outcome": "0"}
+    with clean_database.transaction() as conn:
+        store = ResourceStore(conn)
+        [stored] = store.create_many("AuditEvent", [(event, [])], now=T0)
+        second = store.update(stored, {**event, "outcome": "4"}, [], now=T0 + timedelta(seconds=1))
+        assert _event_history(store, stored.id) == [(2, "PUT", "4"), (1, "POST", "0")]
+        first = store.version("AuditEvent", stored.id, 1)
+        assert first is not None
+        assert first.content == stored.content
+        store.delete(second, now=T0 + timedelta(seconds=2))
+        assert [v for v, _, _ in _event_history(store, stored.id)] == [3, 2, 1]
