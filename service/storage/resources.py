@@ -108,7 +108,7 @@ def _versions(resource_type: str) -> Any:
         H.c.rid, H.c.version_id, H.c.resource_type, H.c.id, H.c.last_updated, H.c.method, H.c.content
     ).where(H.c.resource_type == resource_type)
     if resource_type not in UNCOPIED_FIRST_VERSION:
-        return copied.subquery("versions")
+        return _built(copied.subquery("versions"))
     first = select(
         R.c.rid,
         R.c.version_id,
@@ -122,7 +122,12 @@ def _versions(resource_type: str) -> Any:
         R.c.version_id == 1,
         ~exists().where(H.c.rid == R.c.rid, H.c.version_id == 1),
     )
-    return union_all(copied, first).subquery("versions")
+    return _built(union_all(copied, first).subquery("versions"))
+
+
+def _built(versions: Any) -> Any:
+    _ = versions.c  # its columns made now, not lazily by two threads at once (as audit_index.source's)
+    return versions
 
 
 # Resource, history and index rows go in as multi-row inserts through the driver (storage/bulk.py):
