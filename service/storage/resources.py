@@ -101,7 +101,7 @@ def row_to_stored(row: Sequence[Any]) -> Stored:
 UNCOPIED_FIRST_VERSION = frozenset({audit_index.AUDIT})
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)  # one per resource type asked for
 def _versions(resource_type: str) -> Any:
     """Every stored version of ``resource_type``'s resources, with resource_history's columns."""
     copied = select(
