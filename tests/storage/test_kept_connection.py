@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
+from service.storage import database as database_module
 from service.storage import driver
 from service.storage.database import Database, WriterBusy
 
@@ -82,6 +83,28 @@ def test_a_write_uses_the_kept_writer_only_when_the_lock_is_free(db: Database, t
         other.close()
     with db.transaction(write=False) as reader:
         assert reader.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
+
+
+def test_the_kept_writers_own_commits_keep_the_wal_from_growing(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0026: under steady writes on the kept writer, with reads between them, nothing else
+    checkpoints. Its own commits must: a checkpoint must catch up with the last commit for the next
+    write to start the WAL again from its beginning, and without that the file grew by every commit."""
+    monkeypatch.setattr(database_module, "KEPT_WRITER_CHECKPOINT_PAGES", 20)
+    with db.transaction(write=True, kept=True) as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB)"))
+        page = int(conn.execute(text("PRAGMA page_size")).scalar_one())
+    wal, largest = tmp_path / "kept.db-wal", 0
+    for _ in range(200):  # about four pages a commit: 800 frames, were nothing checkpointed
+        with db.transaction(write=True, kept=True) as conn:
+            conn.execute(text("INSERT INTO t (payload) VALUES (randomblob(10000))"))
+        _read(db)
+        largest = max(largest, wal.stat().st_size)
+    # The threshold, plus the commit that crossed it; a frame is a 24-byte header and a page.
+    assert largest <= 32 + (20 + 8) * (24 + page)
+    with db.transaction(write=False) as reader:
+        assert reader.execute(text("SELECT count(*) FROM t")).scalar_one() == 200
 
 
 def test_a_write_without_kept_takes_a_pooled_connection(db: Database) -> None:
