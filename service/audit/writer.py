@@ -22,8 +22,9 @@ waits for a lock. The callback waits a turn more while the last turn brought mor
 ``GATHER_TURNS`` turns: each turn reads what the sockets have brought, so under load the requests
 that arrive while the batch gathers join it, and an event alone waits one idle turn. Handing a
 thread each batch cost more than the batch: every SQLite call releases the GIL, and winning it back
-from a busy event loop cost about 75 µs of CPU on this VM. The loop's commits checkpoint the WAL
-themselves, in SQLite's own automatic checkpoint (``database.KEPT_WRITER_CHECKPOINT_PAGES``, ADR 0026).
+from a busy event loop cost about 75 µs of CPU on this VM. The loop's commits make no checkpoints;
+every ``database.CHECKPOINT_EVERY`` commits on the loop (its own and the hot path's writes, ADR 0020)
+the thread runs one.
 """
 
 from __future__ import annotations
@@ -73,17 +74,25 @@ class _Turn:
     deadline: asyncio.TimerHandle
 
 
+class _Checkpoint:
+    """Queued for the thread: checkpoint SQLite's WAL (after the loops' commits)."""
+
+
+_CHECKPOINT = _Checkpoint()
+
+
 class AuditWriter:
     def __init__(self, db: Database, *, max_batch: int = 256) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending | _Checkpoint | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
         # SQLite: each event loop's batch for the end of its current turn (touched only on that loop).
         self._on_loop = db.dialect == "sqlite"
         self._turn: dict[asyncio.AbstractEventLoop, _Turn] = {}
+        db.on_checkpoint_due(self._checkpoint_soon)
 
     def record(self, events: Sequence[dict[str, Any]], *, timeout: float = WAIT_SECONDS) -> None:
         """Return once ``events`` are committed; ``ServiceUnavailable`` (503) if they were not."""
@@ -161,6 +170,11 @@ class AuditWriter:
         turn.deadline.cancel()
         _settle_on_loop([p.waiter for p in batch if p.waiter is not None], failure)
 
+    def _checkpoint_soon(self) -> None:
+        """Due after the loop's commits (``Database.on_checkpoint_due``): the thread runs it."""
+        with suppress(WriterClosed):
+            self._enqueue(_CHECKPOINT)
+
     def submit(self, events: Sequence[dict[str, Any]]) -> Future[None]:
         """Queue ``events``; the future resolves when their batch commits (or fails)."""
         # Index rows are worked out here, in the request's thread, so the writer only runs SQL.
@@ -168,7 +182,7 @@ class AuditWriter:
         self._enqueue(_Pending([(event, audit_rows(event)) for event in events], done=done))
         return done
 
-    def _enqueue(self, pending: _Pending) -> None:
+    def _enqueue(self, pending: _Pending | _Checkpoint) -> None:
         with self._lock:
             if self._closed:
                 raise WriterClosed("the audit writer is shut down")
@@ -197,9 +211,16 @@ class AuditWriter:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            stopping = False
-            while len(batch) < self._max_batch:
+            batch: list[_Pending] = []
+            checkpoint = stopping = False
+            item: _Pending | _Checkpoint | None = first
+            while True:
+                if isinstance(item, _Checkpoint):
+                    checkpoint = True
+                elif item is not None:
+                    batch.append(item)
+                if len(batch) >= self._max_batch:
+                    break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -207,10 +228,18 @@ class AuditWriter:
                 if item is None:
                     stopping = True
                     break
-                batch.append(item)
-            self._commit(batch)
+            if batch:
+                self._commit(batch)
+            if checkpoint:
+                self._checkpoint()
             if stopping:
                 return
+
+    def _checkpoint(self) -> None:
+        try:
+            self._db.checkpoint()
+        except Exception as exc:  # the next one will try again; nothing waits on it
+            log.warning("WAL checkpoint failed: %s", type(exc).__name__)
 
     def _commit(self, batch: list[_Pending]) -> None:
         failure: BaseException | None = None

@@ -4,7 +4,7 @@ read-only sessions, ADR 0021), one transaction per request or job."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
@@ -14,11 +14,16 @@ from service.storage import driver, migrate
 from service.storage.engine import make_engine
 from service.storage.errors import is_contention
 
-# The WAL pages after which a commit on the kept writer (``write_if_free``) checkpoints, in SQLite's
-# own ``wal_autocheckpoint``: about 4 MB, a few milliseconds of copying on the loop. A checkpoint
-# from another thread never caught up with the loop's commits, so the WAL was never restarted and
-# grew without bound under steady load (ADR 0026).
-KEPT_WRITER_CHECKPOINT_PAGES = 1000
+# The kept writer's commits between checkpoints (``write_if_free``): about a thousand AuditEvents
+# under load, or 64 creates, a few MB of WAL.
+CHECKPOINT_EVERY = 64
+# The WAL pages after which a commit on the kept writer checkpoints the WAL itself, in SQLite's own
+# ``wal_autocheckpoint`` (ADR 0026). The thread's checkpoints (above) do the copying and the syncs off
+# the loop, but under steady load the loop commits again before one can copy the last frames, and
+# SQLite starts the WAL again from its beginning only after a checkpoint that copied every frame:
+# alone, they let the WAL grow by every commit. This one, with the write lock held, copies only what
+# the thread has not, and the next write restarts the WAL: it stays under about 40 MB.
+KEPT_WRITER_CHECKPOINT_PAGES = 10000
 
 
 class Database:
@@ -38,6 +43,10 @@ class Database:
         self._kept = threading.local()
         self._kept_all: list[tuple[threading.Thread, Connection]] = []
         self._kept_lock = threading.Lock()
+        # Commits on the kept writer Connection (which never checkpoints), and who is told when a
+        # checkpoint is due (``on_checkpoint_due``).
+        self._kept_commits = 0
+        self._checkpoint_due: Callable[[], None] | None = None
 
     @property
     def engines(self) -> tuple[Engine, ...]:
@@ -92,9 +101,10 @@ class Database:
         nothing begun, and the caller goes elsewhere instead of waiting. For the event loop's audit
         commits (audit/writer.py, ADR 0018) and writes (ADR 0020), which must never wait for another
         writer: here, in this process, or in another. Its Connection is kept by the thread, with no
-        busy wait. The commit that takes the WAL past ``KEPT_WRITER_CHECKPOINT_PAGES`` checkpoints it
-        there and then, with the lock still held, so that the next write starts the WAL again from
-        its beginning (ADR 0026). On PostgreSQL always None."""
+        busy wait: every ``CHECKPOINT_EVERY`` commits on it, the hook given to ``on_checkpoint_due``
+        is called, to have ``checkpoint`` run off the loop, and past ``KEPT_WRITER_CHECKPOINT_PAGES``
+        its own commit checkpoints what is left, so that the WAL starts again (ADR 0026). On
+        PostgreSQL always None."""
         lock = self._sqlite_writer
         if lock is None or not lock.acquire(blocking=False):
             yield None
@@ -112,8 +122,24 @@ class Database:
                 return
             with transaction:
                 yield conn
+            self._kept_commits += 1  # under the write lock
+            if self._kept_commits % CHECKPOINT_EVERY == 0 and self._checkpoint_due is not None:
+                self._checkpoint_due()
         finally:
             lock.release()
+
+    def on_checkpoint_due(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` every ``CHECKPOINT_EVERY`` commits made through ``write_if_free``: it must
+        return at once and have ``checkpoint`` run elsewhere (the audit writer's thread does)."""
+        self._checkpoint_due = hook
+
+    def checkpoint(self) -> None:
+        """SQLite: copy what the WAL holds into the database file, without blocking any reader or
+        writer (PASSIVE); what the loop's commits leave there (``write_if_free``) goes this way."""
+        if self._sqlite_writer is None:
+            return
+        with self.engine.connect() as conn:
+            conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
 
     def _kept_connection(self, *, writer: bool = False) -> Connection:
         attr = "writer" if writer else "conn"

@@ -2,7 +2,8 @@
 
 The events of the same few turns of the loop share one write transaction, run there if the write
 lock is free at that instant; if another writer holds it (in this process or another), the batch goes to the
-writer's thread and the loop does not wait. The loop's Connection's settings never reach the pool.
+writer's thread and the loop does not wait. The loop's commits leave checkpoints to the thread, and
+its Connection's settings never reach the pool.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from sqlalchemy import make_url, select
 from service.audit import writer as writer_module
 from service.audit.writer import AuditWriter
 from service.storage import audit_index
+from service.storage import database as database_module
 from service.storage.database import Database
 from service.storage.resources import R
-from tests.audit._audit_faults import read_event, write_commits
+from tests.audit._audit_faults import read_event, wait_for, write_commits
 
 pytestmark = pytest.mark.usefixtures("sqlite_only")
 
@@ -151,6 +153,30 @@ def test_a_write_lock_held_by_another_process_sends_the_batch_to_the_thread(
         other.close()
     assert ticks >= 20
     assert _durable(clean_database, ["held-elsewhere"]) == {"held-elsewhere"}
+
+
+def test_the_thread_checkpoints_after_the_loops_commits(
+    clean_database: Database, writer: AuditWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database_module, "CHECKPOINT_EVERY", 2)
+    checkpoints: list[str] = []
+    original = clean_database.checkpoint
+
+    def spied() -> None:
+        checkpoints.append(threading.current_thread().name)
+        original()
+
+    monkeypatch.setattr(clean_database, "checkpoint", spied)
+
+    async def turns(first: int) -> None:
+        for n in range(first, first + 2):  # two turns, two commits on the loop
+            await writer.commit([read_event(f"cp-{n}")])
+
+    asyncio.run(turns(0))
+    wait_for(lambda: len(checkpoints) == 1, "a checkpoint after two commits")
+    asyncio.run(turns(2))
+    wait_for(lambda: len(checkpoints) == 2, "another after two more")
+    assert checkpoints == ["audit-writer", "audit-writer"]
 
 
 def test_the_loops_connection_settings_never_reach_the_pool(clean_database: Database) -> None:
