@@ -17,13 +17,6 @@ from service.storage.errors import is_contention
 # The kept writer's commits between checkpoints (``write_if_free``): about a thousand AuditEvents
 # under load, or 64 creates, a few MB of WAL.
 CHECKPOINT_EVERY = 64
-# The WAL pages after which a commit on the kept writer checkpoints the WAL itself, in SQLite's own
-# ``wal_autocheckpoint`` (ADR 0026). The thread's checkpoints (above) do the copying and the syncs off
-# the loop, but under steady load the loop commits again before one can copy the last frames, and
-# SQLite starts the WAL again from its beginning only after a checkpoint that copied every frame:
-# alone, they let the WAL grow by every commit. This one, with the write lock held, copies only what
-# the thread has not, and the next write restarts the WAL: it stays under about 40 MB.
-KEPT_WRITER_CHECKPOINT_PAGES = 10000
 
 
 class Database:
@@ -102,9 +95,12 @@ class Database:
         commits (audit/writer.py, ADR 0018) and writes (ADR 0020), which must never wait for another
         writer: here, in this process, or in another. Its Connection is kept by the thread, with no
         busy wait: every ``CHECKPOINT_EVERY`` commits on it, the hook given to ``on_checkpoint_due``
-        is called, to have ``checkpoint`` run off the loop, and past ``KEPT_WRITER_CHECKPOINT_PAGES``
-        its own commit checkpoints what is left, so that the WAL starts again (ADR 0026). On
-        PostgreSQL always None."""
+        is called, to have ``checkpoint`` run off the loop. Under steady load the loop commits again
+        before one of those copies the last frames, and SQLite starts the WAL again from its
+        beginning only after a checkpoint that copied every frame: alone, they let the WAL grow by
+        every commit. So the Connection keeps the automatic checkpoint every Connection has
+        (``engine.WAL_AUTOCHECKPOINT_PAGES``): past it, its commit copies what is left, with the lock
+        held, and the next write restarts the WAL (ADR 0026). On PostgreSQL always None."""
         lock = self._sqlite_writer
         if lock is None or not lock.acquire(blocking=False):
             yield None
@@ -159,7 +155,6 @@ class Database:
                 if writer:
                     conn = conn.execution_options(sqlite_begin="IMMEDIATE")
                     dbapi.execute("PRAGMA busy_timeout=0")
-                    dbapi.execute(f"PRAGMA wal_autocheckpoint={KEPT_WRITER_CHECKPOINT_PAGES}")
                 else:
                     conn = conn.execution_options(**{driver.AUTOCOMMIT_READS: True})
                     dbapi.execute("PRAGMA query_only=1")
@@ -197,7 +192,7 @@ class WriterBusy(RuntimeError):
 
 def _release(conn: Connection) -> None:
     """Give a kept Connection back: discarded, not pooled, so that its PRAGMAs (the reader's
-    ``query_only``, the writer's no busy wait and its checkpoint threshold) never reach another user
+    ``query_only``, the writer's no busy wait) never reach another user
     of the pool."""
     if conn.info.get("kept") and not conn.closed and not conn.invalidated:
         conn.invalidate()

@@ -101,6 +101,9 @@ def _ping_when_idle(engine: Engine) -> None:
 
 _BEGIN = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
 
+# SQLite's automatic checkpoint, in WAL pages, on every Connection (``_configure_sqlite``).
+WAL_AUTOCHECKPOINT_PAGES = 10000
+
 
 def _configure_sqlite(engine: Engine) -> None:
     # WAL lets readers proceed during a write; write transactions BEGIN IMMEDIATE, taking the
@@ -122,7 +125,9 @@ def _configure_sqlite(engine: Engine) -> None:
         # Checkpoint every 10,000 WAL pages (40 MB) instead of 1,000: a checkpoint syncs and copies
         # what the WAL holds, and every AuditEvent batch and create dirties pages across a dozen
         # indexes, so at the default a commit of 16 AuditEvents took 1.75 ms, at 10,000 0.98 ms.
-        cur.execute("PRAGMA wal_autocheckpoint=10000")
+        # The loop's kept writer keeps it too (ADR 0026): its commit finishes what the audit writer
+        # thread's checkpoints leave, so that the WAL starts again from its beginning.
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         # A WAL that a burst (or a hub from before ADR 0026) grew past 64 MB goes back to that size
         # when it next starts again from its beginning; below it, SQLite reuses the file as it is.
         cur.execute("PRAGMA journal_size_limit=67108864")

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
-from service.storage import database as database_module
 from service.storage import driver
+from service.storage import engine as engine_module
 from service.storage.database import Database, WriterBusy
 
 
@@ -91,7 +91,7 @@ def test_the_kept_writers_own_commits_keep_the_wal_from_growing(
     """ADR 0026: under steady writes on the kept writer, with reads between them, nothing else
     checkpoints. Its own commits must: a checkpoint must catch up with the last commit for the next
     write to start the WAL again from its beginning, and without that the file grew by every commit."""
-    monkeypatch.setattr(database_module, "KEPT_WRITER_CHECKPOINT_PAGES", 20)
+    monkeypatch.setattr(engine_module, "WAL_AUTOCHECKPOINT_PAGES", 20)  # before its first connection
     with db.transaction(write=True, kept=True) as conn:
         conn.execute(text("CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB)"))
         page = int(conn.execute(text("PRAGMA page_size")).scalar_one())
